@@ -1,0 +1,54 @@
+/**
+ * Offering to a bounded queue without pretending: the caller learns whether the
+ * item was queued, whether backpressure held past the timeout, or whether the
+ * queue is shut down.
+ */
+import { Cause, Duration, Effect, Metric, Queue } from "effect"
+
+/** What became of an offer. Only `"queued"` means the queue holds the item. */
+export type OfferResult = "queued" | "timedOut" | "shutdown"
+
+export const queued = Metric.counter("persistence_queued", {
+  description: "Requests accepted by the persistence queue",
+  incremental: true
+})
+export const backpressureTimeouts = Metric.counter("persistence_backpressure_timeouts", {
+  description: "Offers that waited longer than their timeout on a full queue",
+  incremental: true
+})
+export const channelClosed = Metric.counter("persistence_channel_closed", {
+  description: "Offers refused because the queue was shut down",
+  incremental: true
+})
+
+/**
+ * Offers `item` to `queue`, waiting at most `timeout` while the queue is full.
+ * A timed-out offer is withdrawn from the queue, so the item is not queued.
+ */
+export const offer = <A>(
+  queue: Queue.Enqueue<A>,
+  item: A,
+  options: { readonly timeout: Duration.DurationInput }
+): Effect.Effect<OfferResult> =>
+  Effect.suspend(() => {
+    if (queue.unsafeOffer(item)) return Effect.as(Metric.increment(queued), "queued" as const)
+    return Queue.isShutdown(queue).pipe(
+      Effect.flatMap((isShutdown) =>
+        isShutdown
+          ? closed
+          : Queue.offer(queue, item).pipe(
+            Effect.timeoutOption(options.timeout),
+            Effect.flatMap((accepted) =>
+              accepted._tag === "Some" && accepted.value
+                ? Effect.as(Metric.increment(queued), "queued" as const)
+                : Effect.as(Metric.increment(backpressureTimeouts), "timedOut" as const)
+            ),
+            // A queue shut down while we wait interrupts the offer; that is a
+            // result here, not an interruption of the caller.
+            Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? closed : Effect.failCause(cause))
+          )
+      )
+    )
+  })
+
+const closed: Effect.Effect<OfferResult> = Effect.as(Metric.increment(channelClosed), "shutdown" as const)
