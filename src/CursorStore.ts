@@ -1,0 +1,169 @@
+/**
+ * Durable resume points. A cursor says how far a session got (`lastEventId`) and
+ * how many new events it had seen then (`seq`); because `seq` only rises, a store
+ * can refuse any save that would move a cursor backwards, which is what makes late
+ * retries and several instances writing the same session harmless.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import type { ConfigError } from "effect/ConfigError"
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
+
+export class CursorStoreError extends Data.TaggedError("CursorStoreError")<{
+  readonly operation: "open" | "load" | "save" | "remove"
+  readonly cause: unknown
+}> {}
+
+export interface Cursor {
+  readonly sessionId: string
+  /** The `Last-Event-ID` to resume from. */
+  readonly lastEventId: string
+  /** Rises with every new event of the session; a save never lowers it. */
+  readonly seq: number
+  /** The tracker's de-duplication window at `lastEventId`, oldest first. */
+  readonly recentIds?: ReadonlyArray<string> | undefined
+  /** Epoch milliseconds of the write. */
+  readonly updatedAt: number
+}
+
+export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<CursorStore, {
+  /** The newest stored cursor of a session, if any. */
+  readonly load: (sessionId: string) => Effect.Effect<Option.Option<Cursor>, CursorStoreError>
+  /** Stores cursors in one transaction; a cursor never replaces one with a higher `seq`. */
+  readonly saveAll: (cursors: Iterable<Cursor>) => Effect.Effect<void, CursorStoreError>
+  /** Forgets a session's cursor. */
+  readonly remove: (sessionId: string) => Effect.Effect<void, CursorStoreError>
+}>() {}
+
+/** Where the embedded SQLite store lives unless told otherwise. */
+export const defaultSqliteFilename = "./.sse-resume/cursors.db"
+
+/** The newest cursor per session among `cursors`, so one statement never touches a row twice. */
+const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
+  const newest = new Map<string, Cursor>()
+  for (const cursor of cursors) {
+    const seen = newest.get(cursor.sessionId)
+    if (seen === undefined || cursor.seq > seen.seq) newest.set(cursor.sessionId, cursor)
+  }
+  return newest
+}
+
+export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () => {
+  const cursors = new Map<string, Cursor>()
+  return CursorStore.of({
+    load: (sessionId) => Effect.sync(() => Option.fromNullable(cursors.get(sessionId))),
+    saveAll: (batch) =>
+      Effect.sync(() => {
+        for (const cursor of newestPerSession(batch).values()) {
+          const stored = cursors.get(cursor.sessionId)
+          if (stored === undefined || cursor.seq > stored.seq) cursors.set(cursor.sessionId, cursor)
+        }
+      }),
+    remove: (sessionId) => Effect.sync(() => void cursors.delete(sessionId))
+  })
+})
+
+interface CursorRow {
+  readonly session_id: string
+  readonly last_event_id: string
+  // int8 comes back from pg as a string, from SQLite as a number.
+  readonly seq: number | string
+  readonly recent_ids: string | null
+  readonly updated_at: number | string
+}
+
+// 5 parameters a row: 500 rows stay far below SQLite's (32,766) and pg's (65,535) limits.
+const rowsPerStatement = 500
+
+/** A store on any `@effect/sql` client; creates its table on first use of the layer. */
+export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> = Layer.effect(
+  CursorStore,
+  Effect.gen(function*() {
+    // Raw names: the queries below use snake_case columns whatever the user's transforms.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    // Two instances starting at once can race on pg's catalog; a second try sees the table.
+    yield* sql`CREATE TABLE IF NOT EXISTS sse_resume_cursors (
+      session_id TEXT PRIMARY KEY,
+      last_event_id TEXT NOT NULL,
+      seq BIGINT NOT NULL,
+      recent_ids TEXT,
+      updated_at BIGINT NOT NULL
+    )`.pipe(Effect.retry({ times: 2 }))
+
+    const upsert = (rows: ReadonlyArray<Record<string, unknown>>) =>
+      sql`INSERT INTO sse_resume_cursors ${sql.insert(rows)}
+        ON CONFLICT (session_id) DO UPDATE SET
+          last_event_id = excluded.last_event_id,
+          seq = excluded.seq,
+          recent_ids = excluded.recent_ids,
+          updated_at = excluded.updated_at
+        WHERE excluded.seq > sse_resume_cursors.seq`
+
+    return CursorStore.of({
+      load: (sessionId) =>
+        sql<CursorRow>`SELECT session_id, last_event_id, seq, recent_ids, updated_at
+          FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
+          Effect.map((rows) =>
+            rows.length === 0 ? Option.none() : Option.some<Cursor>({
+              sessionId: rows[0]!.session_id,
+              lastEventId: rows[0]!.last_event_id,
+              seq: Number(rows[0]!.seq),
+              recentIds: rows[0]!.recent_ids === null ? undefined : JSON.parse(rows[0]!.recent_ids),
+              updatedAt: Number(rows[0]!.updated_at)
+            })
+          ),
+          Effect.mapError((cause) => new CursorStoreError({ operation: "load", cause }))
+        ),
+      saveAll: (cursors) =>
+        Effect.suspend(() => {
+          const rows: Array<Record<string, unknown>> = []
+          for (const cursor of newestPerSession(cursors).values()) {
+            rows.push({
+              session_id: cursor.sessionId,
+              last_event_id: cursor.lastEventId,
+              seq: cursor.seq,
+              recent_ids: cursor.recentIds === undefined ? null : JSON.stringify(cursor.recentIds),
+              updated_at: cursor.updatedAt
+            })
+          }
+          if (rows.length === 0) return Effect.void
+          if (rows.length <= rowsPerStatement) return upsert(rows)
+          const statements: Array<Effect.Effect<unknown, SqlError>> = []
+          for (let i = 0; i < rows.length; i += rowsPerStatement) {
+            statements.push(upsert(rows.slice(i, i + rowsPerStatement)))
+          }
+          return sql.withTransaction(Effect.all(statements, { discard: true }))
+        }).pipe(
+          Effect.asVoid,
+          Effect.mapError((cause) => new CursorStoreError({ operation: "save", cause }))
+        ),
+      remove: (sessionId) =>
+        sql`DELETE FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
+          Effect.asVoid,
+          Effect.mapError((cause) => new CursorStoreError({ operation: "remove", cause }))
+        )
+    })
+  })
+)
+
+/** The embedded default: a SQLite file (WAL mode), its directory created if missing. */
+export const layerSqlite = (
+  filename: string = defaultSqliteFilename
+): Layer.Layer<CursorStore, SqlError | ConfigError | CursorStoreError> =>
+  Layer.provide(
+    layerSql,
+    Layer.unwrapEffect(
+      Effect.try({
+        try: () => mkdirSync(dirname(filename), { recursive: true }),
+        catch: (cause) => new CursorStoreError({ operation: "open", cause })
+      }).pipe(Effect.as(SqliteClient.layer({ filename })))
+    )
+  )
+
+/** The shared store for several instances: a PostgreSQL database. */
+export const layerPg = (url: string | Redacted.Redacted): Layer.Layer<CursorStore, SqlError> =>
+  Layer.provide(layerSql, PgClient.layer({ url: typeof url === "string" ? Redacted.make(url) : url }))

@@ -1,0 +1,120 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Context, Effect, Layer, Option } from "effect"
+import * as fc from "fast-check"
+import { type Cursor, CursorStore } from "../src/CursorStore.js"
+import * as Cursors from "../src/CursorStore.js"
+import { notePgSkip, pgStore, pgUrl, runId, sqliteStore } from "./support/stores.js"
+
+const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string>): Cursor => ({
+  sessionId,
+  lastEventId: `e${seq}`,
+  seq,
+  recentIds,
+  updatedAt: 1_700_000_000_000 + seq
+})
+
+const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
+  layer(store, { timeout: "20 seconds" })(name, (it) => {
+    let n = 0
+    const fresh = (label: string) => `${runId}-${name}-${label}-${n++}`
+
+    it.effect("loads nothing for an unknown session", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        expect(Option.isNone(yield* store.load(fresh("none")))).toBe(true)
+      }))
+
+    it.effect("round-trips a cursor, seq and updatedAt as numbers", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("round")
+        yield* store.saveAll([cursor(id, 7, ["e5", "e6", "e7"])])
+        const loaded = Option.getOrThrow(yield* store.load(id))
+        expect(loaded).toEqual(cursor(id, 7, ["e5", "e6", "e7"]))
+        expect(typeof loaded.seq).toBe("number")
+        expect(typeof loaded.updatedAt).toBe("number")
+        yield* store.saveAll([cursor(id, 8)])
+        expect(Option.getOrThrow(yield* store.load(id)).recentIds).toBeUndefined()
+      }))
+
+    it.effect("never moves a cursor backwards, across saves and within one batch", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("back")
+        yield* store.saveAll([cursor(id, 5)])
+        yield* store.saveAll([cursor(id, 3)])
+        yield* store.saveAll([cursor(id, 5)])
+        expect(Option.getOrThrow(yield* store.load(id)).lastEventId).toBe("e5")
+        yield* store.saveAll([cursor(id, 9), cursor(id, 6)])
+        expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(9)
+      }))
+
+    it.effect.prop(
+      "any order of saves leaves the highest seq per session",
+      [fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 1_000 })), { maxLength: 6 }), { minLength: 1, maxLength: 6 })],
+      ([batches]) =>
+        Effect.gen(function*() {
+          const store = yield* CursorStore
+          const prefix = fresh("prop")
+          const highest = new Map<number, number>()
+          for (const batch of batches) {
+            yield* store.saveAll(batch.map(([s, seq]) => cursor(`${prefix}-${s}`, seq)))
+            for (const [s, seq] of batch) highest.set(s, Math.max(seq, highest.get(s) ?? 0))
+          }
+          for (let s = 0; s < 4; s++) {
+            const loaded = yield* store.load(`${prefix}-${s}`)
+            expect(Option.map(loaded, (c) => [c.seq, c.lastEventId])).toEqual(
+              highest.has(s) ? Option.some([highest.get(s), `e${highest.get(s)}`]) : Option.none()
+            )
+          }
+        }),
+      { fastCheck: { numRuns: 25 } }
+    )
+
+    it.effect("saves more rows than one statement holds, in one call", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const prefix = fresh("many")
+        yield* store.saveAll(Array.from({ length: 1_234 }, (_, i) => cursor(`${prefix}-${i}`, i + 1)))
+        expect(Option.getOrThrow(yield* store.load(`${prefix}-1233`)).seq).toBe(1_234)
+        expect(Option.getOrThrow(yield* store.load(`${prefix}-0`)).seq).toBe(1)
+      }))
+
+    it.effect("binds hostile ids as data", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = `${fresh("evil")}'); DROP TABLE sse_resume_cursors; --`
+        yield* store.saveAll([{ ...cursor(id, 1), lastEventId: "x' OR '1'='1" }])
+        expect(Option.getOrThrow(yield* store.load(id)).lastEventId).toBe("x' OR '1'='1")
+      }))
+
+    it.effect("removes a session", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("rm")
+        yield* store.saveAll([cursor(id, 1)])
+        yield* store.remove(id)
+        expect(Option.isNone(yield* store.load(id))).toBe(true)
+      }))
+  })
+
+contract("memory", Cursors.layerMemory)
+contract("sqlite", sqliteStore)
+
+notePgSkip("CursorStore")
+describe.skipIf(pgUrl === undefined)("postgres", () => {
+  contract("pg", Layer.suspend(pgStore))
+
+  it.effect("two stores on one database never move a cursor backwards", () =>
+    Effect.gen(function*() {
+      const a = Context.get(yield* Layer.build(pgStore()), CursorStore)
+      const b = Context.get(yield* Layer.build(pgStore()), CursorStore)
+      const id = `${runId}-pg-two`
+      // Interleaved, out-of-order writers: the survivor is the highest seq.
+      yield* Effect.all(
+        Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).saveAll([cursor(id, (i * 7919) % 41 + 1)])),
+        { concurrency: 8 }
+      )
+      expect(Option.getOrThrow(yield* a.load(id)).seq).toBe(41)
+    }).pipe(Effect.scoped))
+})

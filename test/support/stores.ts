@@ -1,0 +1,30 @@
+/** Store layers for the test suites: SQLite in a fresh temp dir, and PostgreSQL when `PG_URL` is set. */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { CursorStore } from "../../src/CursorStore.js"
+import * as Cursors from "../../src/CursorStore.js"
+import { Effect, Layer } from "effect"
+
+export const pgUrl = process.env.PG_URL
+
+/** Logs once why the PostgreSQL suites are skipped. */
+export const notePgSkip = (suite: string): void => {
+  if (pgUrl === undefined) console.log(`[${suite}] PostgreSQL tests skipped: set PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test)`)
+}
+
+/** A temp dir removed when the layer's scope closes. */
+export const tempDir = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
+    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )
+
+export const sqliteStore: Layer.Layer<CursorStore, unknown> = Layer.unwrapScoped(
+  Effect.map(tempDir("sse-cursors-"), (dir) => Cursors.layerSqlite(join(dir, "nested", "cursors.db")))
+)
+
+export const pgStore = (): Layer.Layer<CursorStore, unknown> => Cursors.layerPg(pgUrl!)
+
+/** Session ids unique to this run, so suites sharing one database never see each other's rows. */
+export const runId = `${process.pid}-${Date.now().toString(36)}`
