@@ -1,3 +1,5 @@
 export * as Backpressure from "./Backpressure.js"
 export * as EventTracker from "./EventTracker.js"
 export { SseEvent } from "./SseEvent.js"
+export * as Sse from "./Sse.js"
+export * as SseClient from "./SseClient.js"
