@@ -1,0 +1,177 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Scope, TestClock } from "effect"
+import * as Backpressure from "../src/Backpressure.js"
+import { CursorStore } from "../src/CursorStore.js"
+import * as Cursors from "../src/CursorStore.js"
+import * as PersistenceWorker from "../src/PersistenceWorker.js"
+import { faults, faulty } from "./support/faultyStore.js"
+import { sqliteStore } from "./support/stores.js"
+
+const request = (sessionId: string, seq: number, recordedAt = 0): PersistenceWorker.PersistenceRequest => ({
+  sessionId,
+  eventId: `e${seq}`,
+  seq,
+  attempt: 0,
+  recordedAt
+})
+
+/** Lets the worker and producers run until nothing moves (no real time passes). */
+const settle = Effect.repeatN(Effect.yieldNow(), 30)
+
+/**
+ * A worker on a (possibly faulty) store, in its own scope so a test can close it.
+ * `base` defaults to a real SQLite file.
+ */
+const setup = (options: Partial<PersistenceWorker.Config>, base: Layer.Layer<CursorStore, unknown> = sqliteStore) =>
+  Effect.gen(function*() {
+    const f = faults()
+    const ctx = yield* Layer.build(Layer.provideMerge(faulty(f), base))
+    const store = Context.get(ctx, CursorStore)
+    const scope = yield* Scope.make()
+    const worker = yield* PersistenceWorker.make(options).pipe(Effect.provideService(CursorStore, store), Scope.extend(scope))
+    const seqOf = (sessionId: string) => Effect.map(store.load(sessionId), Option.map((c) => c.seq))
+    return { f, store, worker, scope, seqOf }
+  })
+
+const flush = Duration.millis(100)
+
+describe("PersistenceWorker", () => {
+  it.scoped("coalesces to the newest cursor per session and writes once per flush interval", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, worker } = yield* setup({ flushInterval: flush })
+      for (let seq = 1; seq <= 50; seq++) yield* worker.persist(request(`s${seq % 3}`, seq))
+      yield* settle
+      expect(f.calls).toHaveLength(0)
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      expect(f.calls[0]!.map((c) => [c.sessionId, c.seq]).sort()).toEqual([["s0", 48], ["s1", 49], ["s2", 50]])
+      expect(yield* seqOf("s2")).toEqual(Option.some(50))
+    }))
+
+  it.scoped("writes early once batchSize sessions are waiting", () =>
+    Effect.gen(function*() {
+      const { f, worker } = yield* setup({ flushInterval: Duration.seconds(10), batchSize: 4 })
+      for (let i = 0; i < 10; i++) yield* worker.persist(request(`b${i}`, 1))
+      yield* settle
+      expect(f.calls.length).toBeGreaterThanOrEqual(2)
+      expect(f.calls.every((batch) => batch.length <= 4)).toBe(true)
+    }))
+
+  it.scoped("retries a failing store with backoff, a newer cursor superseding the retry, and loses nothing", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, retryBase: flush, maxAttempts: 3 })
+      const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
+      f.failing = true
+      yield* worker.persist(request("r1", 1))
+      yield* worker.persist(request("r2", 1))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      // Backoff: nothing is retried before the first delay (≥ ½ retryBase with jitter).
+      yield* TestClock.adjust(Duration.millis(49))
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      yield* worker.persist(request("r1", 2))
+      // Several more failures, past maxAttempts: counted as failed, still kept.
+      for (let i = 0; i < 8; i++) {
+        yield* TestClock.adjust(Duration.seconds(2))
+        yield* settle
+      }
+      expect(f.calls.length).toBeGreaterThanOrEqual(5)
+      expect((yield* Metric.value(PersistenceWorker.failures)).count).toBeGreaterThan(failuresBefore)
+      expect((yield* worker.stats).pending).toBe(2)
+      // After supersession no write carries the old cursor of r1 again.
+      const superseded = f.calls.findIndex((batch) => batch.some((c) => c.sessionId === "r1" && c.seq === 2))
+      expect(f.calls.slice(superseded).every((batch) => batch.every((c) => c.sessionId !== "r1" || c.seq === 2))).toBe(true)
+      f.failing = false
+      yield* TestClock.adjust(Duration.seconds(20))
+      yield* settle
+      expect(yield* seqOf("r1")).toEqual(Option.some(2))
+      expect(yield* seqOf("r2")).toEqual(Option.some(1))
+      expect((yield* worker.stats).pending).toBe(0)
+    }))
+
+  it.scoped("a stalled store slows producers down, bounds memory, and loses nothing when it resumes", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, maxPending: 16, offerTimeout: flush }, Cursors.layerMemory)
+      f.stall = yield* Deferred.make<void>()
+      const timeoutsBefore = (yield* Metric.value(Backpressure.backpressureTimeouts)).count
+      // Get the worker stuck inside a write first.
+      yield* worker.persist(request("p0", 0))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      const sessions = 5
+      const perSession = 400
+      const producers = yield* Effect.forEach(
+        Array.from({ length: sessions }, (_, s) => s),
+        (s) =>
+          Effect.fork(Effect.forEach(
+            Array.from({ length: perSession }, (_, i) => i + 1),
+            (seq) => worker.persist(request(`p${s}`, seq)),
+            { discard: true }
+          )),
+        { concurrency: "unbounded" }
+      )
+      let maxFootprint = 0
+      for (let round = 0; round < 30; round++) {
+        yield* TestClock.adjust(flush)
+        yield* settle
+        const stats = yield* worker.stats
+        // Queued items plus one blocked offer per producer.
+        expect(stats.queued).toBeLessThanOrEqual(16 + sessions)
+        expect(stats.parked).toBeLessThanOrEqual(sessions)
+        expect(stats.pending).toBeLessThanOrEqual(sessions)
+        maxFootprint = Math.max(maxFootprint, stats.queued + stats.parked + stats.pending)
+      }
+      // Producers are held back: 2,000 events cannot pass a stalled store in 3 s of 100 ms waits.
+      const done = yield* Effect.forEach(producers, (p) => Effect.map(p.poll, Option.isSome))
+      expect(done.every(Boolean)).toBe(false)
+      expect(maxFootprint).toBeLessThanOrEqual(16 + 3 * sessions + 1)
+      expect((yield* Metric.value(Backpressure.backpressureTimeouts)).count).toBeGreaterThan(timeoutsBefore)
+      yield* Deferred.succeed(f.stall, void 0)
+      f.stall = undefined
+      while (!(yield* Effect.forEach(producers, (p) => Effect.map(p.poll, Option.isSome))).every(Boolean)) {
+        yield* TestClock.adjust(flush)
+        yield* settle
+      }
+      yield* TestClock.adjust(flush)
+      yield* settle
+      for (let s = 0; s < sessions; s++) expect(yield* seqOf(`p${s}`)).toEqual(Option.some(perSession))
+      yield* Effect.forEach(producers, Fiber.join)
+    }))
+
+  it.scoped("closing the scope drains every cursor and then refuses new ones", () =>
+    Effect.gen(function*() {
+      const { scope, seqOf, worker } = yield* setup({ flushInterval: Duration.seconds(60) })
+      for (let i = 0; i < 100; i++) yield* worker.persist(request(`d${i % 7}`, i + 1))
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* seqOf("d0")).toEqual(Option.some(99))
+      expect(yield* seqOf("d1")).toEqual(Option.some(100))
+      const refused = yield* Effect.flip(worker.persist(request("d0", 101)))
+      expect(refused._tag).toBe("PersistenceClosedError")
+    }))
+
+  it.scoped("closing with a dead store gives up after shutdownTimeout", () =>
+    Effect.gen(function*() {
+      const { f, scope, worker } = yield* setup({ flushInterval: flush, shutdownTimeout: Duration.seconds(1) })
+      f.failing = true
+      yield* worker.persist(request("dead", 1))
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust(Duration.seconds(2))
+      yield* Fiber.join(closing)
+      expect(f.calls.length).toBeGreaterThanOrEqual(1)
+    }))
+
+  it.effect("reads its options from the environment, with defaults", () =>
+    Effect.gen(function*() {
+      const cfg = yield* PersistenceWorker.config.pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SSE_MAX_PENDING", "7"], ["SSE_FLUSH_INTERVAL", "20 millis"]])))
+      )
+      expect(cfg.maxPending).toBe(7)
+      expect(Duration.toMillis(cfg.flushInterval)).toBe(20)
+      expect(cfg.batchSize).toBe(PersistenceWorker.defaults.batchSize)
+      expect(Duration.toMillis(cfg.offerTimeout)).toBe(100)
+    }))
+})
