@@ -1,0 +1,194 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { CursorStore } from "../src/CursorStore.js"
+import * as PersistenceWorker from "../src/PersistenceWorker.js"
+import * as SessionManager from "../src/SessionManager.js"
+import { SseEvent } from "../src/SseEvent.js"
+import { faults, faulty } from "./support/faultyStore.js"
+import { notePgSkip, pgStore, pgUrl, runId, sqliteStore } from "./support/stores.js"
+
+const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
+const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
+const settle = Effect.repeatN(Effect.yieldNow(), 30)
+const flush = Duration.millis(50)
+
+/** A manager, its worker and a (faulty-wrappable) store, built in the test's scope. */
+const setup = (
+  manager: Partial<SessionManager.Config> = {},
+  base: Layer.Layer<CursorStore, unknown> = sqliteStore
+) =>
+  Effect.gen(function*() {
+    const f = faults()
+    const storeLayer = Layer.provideMerge(faulty(f), base)
+    const ctx = yield* Layer.build(
+      SessionManager.layer(manager).pipe(
+        Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush, retryBase: flush })),
+        Layer.provideMerge(storeLayer)
+      )
+    )
+    const store = Context.get(ctx, CursorStore)
+    return {
+      f,
+      store,
+      sessions: Context.get(ctx, SessionManager.SessionManager),
+      worker: Context.get(ctx, PersistenceWorker.PersistenceWorker),
+      stored: (id: string) => Effect.map(store.load(id), Option.getOrUndefined)
+    }
+  })
+
+describe("SessionManager", () => {
+  it.scoped("open restores the tracker from the stored cursor and persists new events", () =>
+    Effect.gen(function*() {
+      const { sessions, store, stored } = yield* setup()
+      yield* store.saveAll([{ sessionId: "a", lastEventId: "e5", seq: 5, recentIds: ["e4", "e5"], updatedAt: 0 }])
+      const session = yield* sessions.open("a")
+      expect(session.sessionId).toBe("a")
+      expect(yield* session.tracker.lastEventId).toEqual(Option.some("e5"))
+      expect(yield* session.tracker.isDuplicate("e4")).toBe(true)
+      expect(yield* session.seq).toBe(5)
+      // A replayed e5 is dropped; e6, e7 are new.
+      const fresh = yield* session.tracker.recordAll(events(5, 7))
+      expect(fresh.map((e) => e.id)).toEqual(["e6", "e7"])
+      expect(yield* session.seq).toBe(7)
+      yield* TestClock.adjust(flush)
+      yield* settle
+      const cursor = yield* stored("a")
+      expect(cursor?.seq).toBe(7)
+      expect(cursor?.lastEventId).toBe("e7")
+      expect(cursor?.recentIds?.slice(-3)).toEqual(["e5", "e6", "e7"])
+    }))
+
+  it.scoped("open returns the open session, also to concurrent callers; get sees it", () =>
+    Effect.gen(function*() {
+      const { sessions } = yield* setup()
+      const [a, b] = yield* Effect.all([sessions.open("same"), sessions.open("same")], { concurrency: 2 })
+      expect(a).toBe(b)
+      expect(yield* sessions.open("same")).toBe(a)
+      expect(yield* sessions.get("same")).toEqual(Option.some(a))
+      expect(yield* sessions.size).toBe(1)
+    }))
+
+  it.scoped("past maxSessions, open fails with SessionLimitError", () =>
+    Effect.gen(function*() {
+      const { sessions } = yield* setup({ maxSessions: 2 })
+      yield* sessions.open("one")
+      yield* sessions.open("two")
+      const error = yield* Effect.flip(sessions.open("three"))
+      expect(error._tag).toBe("SessionLimitError")
+      yield* sessions.close("one")
+      yield* sessions.open("three")
+    }))
+
+  it.scoped("close writes the newest cursor at once, without waiting for a flush", () =>
+    Effect.gen(function*() {
+      const { sessions, stored } = yield* setup()
+      const session = yield* sessions.open("c")
+      yield* session.tracker.recordAll(events(1, 42))
+      yield* sessions.close("c")
+      expect((yield* stored("c"))?.seq).toBe(42)
+      expect((yield* stored("c"))?.recentIds).toHaveLength(42)
+      expect(yield* sessions.get("c")).toEqual(Option.none())
+      // Reopened: restored, not started over.
+      const again = yield* sessions.open("c")
+      expect(yield* again.seq).toBe(42)
+      expect(yield* again.tracker.lastEventId).toEqual(Option.some("e42"))
+    }))
+
+  it.scoped("idle sessions are flushed, then evicted after idleTtl; active ones stay", () =>
+    Effect.gen(function*() {
+      const { f, sessions, stored } = yield* setup({ idleTtl: Duration.seconds(60) })
+      const idle = yield* sessions.open("idle")
+      const busy = yield* sessions.open("busy")
+      yield* idle.tracker.recordAll(events(1, 3))
+      for (let minute = 1; minute <= 20; minute++) {
+        yield* busy.tracker.recordEvent(event(minute))
+        yield* TestClock.adjust(Duration.seconds(5))
+        yield* settle
+      }
+      expect(yield* sessions.get("idle")).toEqual(Option.none())
+      expect(Option.isSome(yield* sessions.get("busy"))).toBe(true)
+      expect((yield* stored("idle"))?.seq).toBe(3)
+      // A session that cannot be flushed is kept for the next sweep.
+      const stuck = yield* sessions.open("stuck")
+      f.failing = true
+      yield* stuck.tracker.recordAll(events(1, 2))
+      yield* TestClock.adjust(Duration.seconds(90))
+      yield* settle
+      expect(Option.isSome(yield* sessions.get("stuck"))).toBe(true)
+      f.failing = false
+      yield* TestClock.adjust(Duration.seconds(90))
+      yield* settle
+      expect(yield* sessions.get("stuck")).toEqual(Option.none())
+      expect((yield* stored("stuck"))?.seq).toBe(2)
+    }))
+
+  it.scoped("a store that fails for a while loses no session's newest cursor", () =>
+    Effect.gen(function*() {
+      const { f, sessions, stored } = yield* setup()
+      const open = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => `f${i}`), sessions.open)
+      f.failing = true
+      for (let round = 0; round < 10; round++) {
+        yield* Effect.forEach(open, (s, i) => s.tracker.recordAll(events(round * 10 + 1, round * 10 + 1 + (i % 10))))
+        yield* TestClock.adjust(Duration.millis(400))
+        yield* settle
+      }
+      expect(f.calls.length).toBeGreaterThan(3)
+      expect(yield* stored("f0")).toBeUndefined()
+      f.failing = false
+      yield* TestClock.adjust(Duration.seconds(30))
+      yield* settle
+      for (const [i, s] of open.entries()) {
+        const cursor = yield* stored(s.sessionId)
+        expect(cursor?.lastEventId).toBe(`e${91 + (i % 10)}`)
+        expect(cursor?.seq).toBe(yield* s.seq)
+      }
+    }))
+
+  it.effect("reads its options from the environment, with defaults", () =>
+    Effect.gen(function*() {
+      const cfg = yield* SessionManager.config.pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SSE_MAX_SESSIONS", "3"], ["SSE_IDLE_TTL", "5 seconds"]])))
+      )
+      expect(cfg).toEqual({ maxSessions: 3, idleTtl: Duration.seconds(5), maxTracked: 100 })
+    }))
+})
+
+notePgSkip("SessionManager")
+describe.skipIf(pgUrl === undefined)("SessionManager on PostgreSQL", () => {
+  it.scopedLive("two instances on one database never move a cursor backwards", () =>
+    Effect.gen(function*() {
+      const a = yield* setup({}, Layer.suspend(pgStore))
+      const b = yield* setup({}, Layer.suspend(pgStore))
+      const ids = Array.from({ length: 5 }, (_, i) => `${runId}-two-${i}`)
+      let backwards = 0
+      let watching = true
+      const highest = new Map<string, number>()
+      const watcher = yield* Effect.fork(Effect.gen(function*() {
+        while (watching) {
+          for (const id of ids) {
+            const seq = (yield* a.stored(id))?.seq ?? 0
+            if (seq < (highest.get(id) ?? 0)) backwards++
+            highest.set(id, Math.max(seq, highest.get(id) ?? 0))
+          }
+          yield* Effect.sleep(Duration.millis(5))
+        }
+      }))
+      // Instance A runs far ahead; instance B lags on the same sessions, its writes arriving late.
+      const run = (m: typeof a, count: number, pause: Duration.Duration) =>
+        Effect.forEach(ids, (id) =>
+          Effect.gen(function*() {
+            const s = yield* m.sessions.open(id)
+            for (let n = 1; n <= count; n++) {
+              yield* s.tracker.recordEvent(event(n))
+              if (n % 10 === 0) yield* Effect.sleep(pause)
+            }
+          }), { concurrency: "unbounded", discard: true })
+      yield* Effect.all([run(a, 200, Duration.millis(5)), run(b, 60, Duration.millis(20))], { concurrency: 2 })
+      yield* Effect.forEach(ids, (id) => Effect.zipRight(a.sessions.close(id), b.sessions.close(id)))
+      yield* Effect.sleep(Duration.millis(200))
+      watching = false
+      yield* Fiber.join(watcher)
+      expect(backwards).toBe(0)
+      for (const id of ids) expect((yield* a.stored(id))?.seq).toBe(200)
+    }), 30_000)
+})
