@@ -1,0 +1,128 @@
+/**
+ * Crash safety end to end: a child process tails a loopback SSE server into a
+ * SQLite cursor store and is SIGKILLed at random moments, five times, then runs to
+ * the end. Real processes, real time, real files.
+ */
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Option } from "effect"
+import * as CursorStore from "../src/CursorStore.js"
+
+const total = 3_000
+const perTick = 5
+const tickMillis = 2
+const child = join(import.meta.dirname, "support", "crashChild.ts")
+
+let server: Server
+let url: string
+const resumedFrom: Array<string | undefined> = []
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const last = req.headers["last-event-id"]
+    resumedFrom.push(typeof last === "string" ? last : undefined)
+    let next = typeof last === "string" ? Number(last) + 1 : 1
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" })
+    const timer = setInterval(() => {
+      let chunk = ""
+      for (let i = 0; i < perTick && next <= total; i++, next++) chunk += `id: ${next}\ndata: event ${next}\n\n`
+      if (chunk !== "") res.write(chunk)
+    }, tickMillis)
+    res.on("close", () => clearInterval(timer))
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`
+})
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+
+interface Run {
+  readonly delivered: Array<number>
+  readonly killed: boolean
+}
+
+/** Runs the child; kills it `killAfterMillis` after its first delivered event, if given. */
+const runChild = (db: string, killAfterMillis: number | undefined) =>
+  new Promise<Run>((resolve, reject) => {
+    const proc = spawn(process.execPath, ["--import", "tsx", child, db, url, "crash-session", String(total)], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let out = ""
+    let err = ""
+    let timer: NodeJS.Timeout | undefined
+    proc.stdout.on("data", (data: Buffer) => {
+      out += data.toString()
+      if (killAfterMillis !== undefined && timer === undefined) {
+        timer = setTimeout(() => proc.kill("SIGKILL"), killAfterMillis)
+      }
+    })
+    proc.stderr.on("data", (data: Buffer) => (err += data.toString()))
+    proc.on("error", reject)
+    proc.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      if (signal !== "SIGKILL" && code !== 0) return reject(new Error(`child exited ${code}: ${err}`))
+      resolve({ delivered: out.split("\n").filter((l) => l !== "").map(Number), killed: signal === "SIGKILL" })
+    })
+  })
+
+/** The durable cursor, read through the store from the file the child wrote (the child is gone). */
+const durable = (db: string): Promise<number> =>
+  Effect.runPromise(
+    Effect.flatMap(CursorStore.CursorStore, (store) => store.load("crash-session")).pipe(
+      Effect.map(Option.match({ onNone: () => 0, onSome: (cursor) => Number(cursor.lastEventId) })),
+      Effect.provide(CursorStore.layerSqlite(db))
+    )
+  )
+
+describe("crash safety", () => {
+  it("five SIGKILLs: every event at least once, in order per run; the cursor never goes back; replays start after it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sse-crash-"))
+    const db = join(dir, "state", "cursors.db")
+    try {
+      const runs: Array<Run> = []
+      const cursors: Array<number> = [0]
+      for (let attempt = 0; runs.length < 6 && attempt < 12; attempt++) {
+        const kill = runs.length < 5 ? 30 + Math.floor(Math.random() * 300) : undefined
+        const run = await runChild(db, kill)
+        const cursor = await durable(db)
+        // A child killed before its first write leaves nothing to check; it does not count as a crash run.
+        if (run.killed && run.delivered.length === 0) continue
+        const before = cursors[cursors.length - 1]!
+        // In order within the run, and starting right after the durable cursor (the server honours Last-Event-ID).
+        expect(run.delivered[0]).toBe(before + 1)
+        for (let i = 1; i < run.delivered.length; i++) expect(run.delivered[i]).toBe(run.delivered[i - 1]! + 1)
+        // The durable cursor never goes back, and never runs ahead of what was delivered.
+        expect(cursor).toBeGreaterThanOrEqual(before)
+        expect(cursor).toBeLessThanOrEqual(run.delivered[run.delivered.length - 1]!)
+        cursors.push(cursor)
+        runs.push(run)
+      }
+      expect(runs.length).toBe(6)
+      expect(runs.slice(0, 5).every((r) => r.killed)).toBe(true)
+      expect(runs[5]!.killed).toBe(false)
+      expect(runs[5]!.delivered[runs[5]!.delivered.length - 1]).toBe(total)
+      expect(cursors[cursors.length - 1]).toBe(total)
+      // Every event at least once.
+      const seen = new Set(runs.flatMap((r) => r.delivered))
+      for (let n = 1; n <= total; n++) expect(seen.has(n)).toBe(true)
+      // Delivered twice only after the last durable cursor: at most what the server sends
+      // in a few flush intervals (20 ms) plus the kill's own latency.
+      const serverPerMilli = perTick / tickMillis
+      for (let k = 0; k < 5; k++) {
+        const lastDelivered = runs[k]!.delivered[runs[k]!.delivered.length - 1]!
+        const twice = lastDelivered - cursors[k + 1]!
+        expect(twice).toBeGreaterThanOrEqual(0)
+        expect(twice).toBeLessThanOrEqual(serverPerMilli * 250)
+      }
+      // Each restart asked for exactly the stored cursor.
+      for (const cursor of cursors.slice(1, 6)) expect(resumedFrom).toContain(String(cursor))
+      console.log(`crash runs: delivered ${runs.map((r) => r.delivered.length).join(", ")}; durable cursors ${cursors.join(" → ")}`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
