@@ -1,11 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { HttpClientRequest } from "@effect/platform"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Chunk, ConfigProvider, Context, Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { join } from "node:path"
 import { CursorStore } from "../src/CursorStore.js"
+import * as Cursors from "../src/CursorStore.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as SessionManager from "../src/SessionManager.js"
+import * as SseClient from "../src/SseClient.js"
 import { SseEvent } from "../src/SseEvent.js"
 import { faults, faulty } from "./support/faultyStore.js"
-import { notePgSkip, pgStore, pgUrl, runId, sqliteStore } from "./support/stores.js"
+import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
 
 const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
 const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
@@ -142,6 +149,47 @@ describe("SessionManager", () => {
         expect(cursor?.lastEventId).toBe(`e${91 + (i % 10)}`)
         expect(cursor?.seq).toBe(yield* s.seq)
       }
+    }))
+
+  it.scopedLive("SseClient.stream with a session's tracker: a restarted process resumes from the stored Last-Event-ID", () =>
+    Effect.gen(function*() {
+      const seen: Array<string | undefined> = []
+      const server = createServer((req, res) => {
+        const last = req.headers["last-event-id"]
+        seen.push(typeof last === "string" ? last : undefined)
+        let next = typeof last === "string" ? Number(last) + 1 : 1
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        const timer = setInterval(() => res.write(`id: ${next}\ndata: ${next++}\n\n`), 1)
+        res.on("close", () => clearInterval(timer))
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+      )
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+      const dir = yield* tempDir("sse-resume-")
+      // One "process": its own manager, worker and store on the shared file, closed at the end.
+      const instance = Effect.gen(function*() {
+        const sessions = yield* SessionManager.SessionManager
+        const session = yield* sessions.open("resume")
+        const ids = yield* SseClient.stream(HttpClientRequest.get(url), { tracker: session.tracker }).pipe(
+          Stream.take(25),
+          Stream.runCollect
+        )
+        return Chunk.toReadonlyArray(ids).map((e) => e.id)
+      }).pipe(
+        Effect.provide(SessionManager.layer().pipe(
+          Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush })),
+          Layer.provideMerge(Cursors.layerSqlite(join(dir, "cursors.db"))),
+          Layer.provideMerge(NodeHttpClient.layerUndici)
+        ))
+      )
+      const first = yield* instance
+      const second = yield* instance
+      expect(first[0]).toBe("1")
+      expect(second[0]).toBe(String(Number(first[24]) + 1))
+      expect(seen[0]).toBeUndefined()
+      expect(seen[seen.length - 1]).toBe(first[24])
     }))
 
   it.effect("reads its options from the environment, with defaults", () =>
