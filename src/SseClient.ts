@@ -93,6 +93,18 @@ export interface Reconnect {
   readonly cause?: unknown
 }
 
+/** Connection changes, for people watching: progress lines, dashboards. */
+export type ConnectionStatus =
+  | { readonly state: "connecting"; readonly attempt: number; readonly lastEventId: string | undefined }
+  | { readonly state: "connected"; readonly attempt: number; readonly status: number }
+  | {
+    readonly state: "reconnecting"
+    readonly attempt: number
+    readonly reason: ReconnectReason
+    readonly delayMillis: number
+    readonly status?: number
+  }
+
 export interface Options<E = never, EH = never, RH = never> {
   /** Records every event, dropping replays; its callbacks' typed failures end the stream. */
   readonly tracker?: EventTracker.EventTracker<E>
@@ -119,6 +131,8 @@ export interface Options<E = never, EH = never, RH = never> {
   readonly schedule?: Schedule.Schedule<unknown, Reconnect>
   /** See `Sse.ParseOptions`; default 10 MiB. */
   readonly maxEventBytes?: number
+  /** Awaited on each connection change; must not fail. */
+  readonly onConnection?: (status: ConnectionStatus) => Effect.Effect<void>
 }
 
 export const reconnects = Metric.counter("sse_reconnects", {
@@ -222,6 +236,7 @@ export const stream = <E = never, EH = never, RH = never>(
     const maxAttempts = options.maxAttempts ?? 10
     const schedule = options.schedule ?? backoff(options)
     const url = request.url
+    const onConnection = options.onConnection ?? (() => Effect.void)
     const state: State = {
       lastEventId: initialId,
       serverRetry: undefined,
@@ -295,6 +310,11 @@ export const stream = <E = never, EH = never, RH = never>(
       req = HttpClientRequest.setHeaders(req, { accept: "text/event-stream", "cache-control": "no-store" })
       if (state.lastEventId !== "") req = HttpClientRequest.setHeader(req, "last-event-id", state.lastEventId)
       const attempt = state.attempt
+      yield* onConnection({
+        state: "connecting",
+        attempt,
+        lastEventId: state.lastEventId === "" ? undefined : state.lastEventId
+      })
       const response = yield* client.execute(req).pipe(
         Effect.tap((response) => Effect.annotateCurrentSpan("sse.status", response.status)),
         Effect.withSpan("sse.connect", {
@@ -324,6 +344,7 @@ export const stream = <E = never, EH = never, RH = never>(
       if (!isEventStream(headers["content-type"])) {
         return yield* new SseContentTypeError({ contentType: headers["content-type"], url })
       }
+      yield* onConnection({ state: "connected", attempt, status })
       return response.value.stream.pipe(
         Stream.mapChunks(countBytes),
         Stream.timeoutFail(() => new IdleTimeout(), idleTimeout),
@@ -361,6 +382,11 @@ export const stream = <E = never, EH = never, RH = never>(
         if (state.serverRetry !== undefined) delay = Math.max(delay, state.serverRetry)
         if (ended.retryAfter !== undefined) delay = Math.max(delay, Duration.toMillis(ended.retryAfter))
         reconnects.unsafeUpdate(1, noTags)
+        yield* onConnection(
+          ended.status === undefined
+            ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay }
+            : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
+        )
         yield* Effect.sleep(delay).pipe(
           Effect.withSpan("sse.reconnect", {
             attributes: { "sse.reason": ended.reason, "sse.delay_ms": delay, "sse.attempt": ended.attempt }

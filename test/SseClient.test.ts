@@ -233,6 +233,31 @@ describe("SseClient over loopback", () => {
       expect(closedAt! - before).toBeLessThan(50)
     }))
 
+  live("reports connection changes to onConnection", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 1) return void res.writeHead(503).end()
+        if (n === 3) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: 1\ndata: a\n\n")
+      })
+      const seen: Array<SseClient.ConnectionStatus> = []
+      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), {
+        ...fast,
+        onConnection: (status) => Effect.sync(() => seen.push(status))
+      }))
+      expect(seen.map((s) => s.state === "reconnecting" ? [s.state, s.reason, s.status] : [s.state, s.attempt])).toEqual([
+        ["connecting", 1],
+        ["reconnecting", "status", 503],
+        ["connecting", 2],
+        ["connected", 2],
+        ["reconnecting", "closed", undefined],
+        ["connecting", 3]
+      ])
+      expect(seen[4]).toMatchObject({ state: "reconnecting", attempt: 2 })
+      expect(seen[5]).toMatchObject({ lastEventId: "1" })
+    }))
+
   live("a slow consumer slows the read: the server's writes back up", () =>
     Effect.gen(function*() {
       let written = 0
