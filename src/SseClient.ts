@@ -22,6 +22,7 @@ import {
   Data,
   Duration,
   Effect,
+  Either,
   Metric,
   MetricLabel,
   Option,
@@ -320,15 +321,15 @@ export const stream = <E = never, EH = never, RH = never>(
         Effect.withSpan("sse.connect", {
           attributes: { "sse.attempt": attempt, "sse.last_event_id": state.lastEventId, "url.full": url }
         }),
-        Effect.option
+        Effect.either
       )
-      if (Option.isNone(response)) {
+      if (Either.isLeft(response)) {
         // Only transport and URL errors reach here; a bad URL fails again, and
         // the budget turns that into a typed error.
-        end({ reason: "transport" })
+        end({ reason: "transport", cause: response.left })
         return Stream.empty
       }
-      const { status, headers } = response.value
+      const { status, headers } = response.right
       if (status === 204) {
         state.stopped = true
         return Stream.empty
@@ -345,7 +346,7 @@ export const stream = <E = never, EH = never, RH = never>(
         return yield* new SseContentTypeError({ contentType: headers["content-type"], url })
       }
       yield* onConnection({ state: "connected", attempt, status })
-      return response.value.stream.pipe(
+      return response.right.stream.pipe(
         Stream.mapChunks(countBytes),
         Stream.timeoutFail(() => new IdleTimeout(), idleTimeout),
         parse,
