@@ -1,0 +1,218 @@
+/**
+ * `sse-resume`: a resumable `curl -N` for SSE (`tail`) and a local server to try
+ * it against (`serve-demo`). Events go to stdout as JSON lines, status to stderr;
+ * user mistakes end in one line and a documented exit code, never a stack trace.
+ */
+import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { FetchHttpClient } from "@effect/platform"
+import { Cause, Data, Duration, Effect, Exit, Layer, Option } from "effect"
+import * as CursorStore from "./CursorStore.js"
+import * as DemoServer from "./DemoServer.js"
+import type * as SseClient from "./SseClient.js"
+import * as Tail from "./Tail.js"
+import * as Telemetry from "./Telemetry.js"
+
+/** Exit codes, as the README documents them. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  http: 3,
+  contentType: 4,
+  unreachable: 5,
+  store: 6,
+  protocol: 7
+} as const
+
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+/** The exit code and the one line to print for how the program ended. */
+export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: number; readonly line?: string } => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return { code: ExitCode.ok }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return { code: ExitCode.failure, line: `sse-resume: internal error: ${Cause.pretty(exit.cause)}` }
+  const error = failure.value as { readonly _tag?: string; readonly message?: string }
+  // @effect/cli has already printed its own message for these.
+  if (ValidationError.isValidationError(error)) return { code: ExitCode.usage }
+  const line = `sse-resume: ${error.message ?? String(error)}`
+  switch (error._tag) {
+    case "UsageError":
+      return { code: ExitCode.usage, line }
+    case "SseHttpError":
+      return { code: ExitCode.http, line }
+    case "SseContentTypeError":
+      return { code: ExitCode.contentType, line }
+    case "SseRetriesExhausted":
+      return { code: ExitCode.unreachable, line }
+    case "StoreUnavailable":
+      return { code: ExitCode.store, line }
+    case "SseEventTooLarge":
+      return { code: ExitCode.protocol, line }
+    case "DemoServerError":
+      return { code: ExitCode.unreachable, line }
+    default:
+      return { code: ExitCode.failure, line }
+  }
+}
+
+const writeStdout = (text: string): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    // Waiting for 'drain' is what makes a slow reader (a pipe) slow the stream.
+    if (process.stdout.write(text)) resume(Effect.void)
+    else process.stdout.once("drain", () => resume(Effect.void))
+  })
+
+const describeConnection = (status: SseClient.ConnectionStatus): string => {
+  switch (status.state) {
+    case "connecting":
+      return `connecting (attempt ${status.attempt}${status.lastEventId ? `, Last-Event-ID ${status.lastEventId}` : ""})`
+    case "connected":
+      return `connected (HTTP ${status.status})`
+    case "reconnecting":
+      return `reconnecting in ${(status.delayMillis / 1000).toFixed(1)} s: ${status.reason}` +
+        (status.status === undefined ? "" : ` (HTTP ${status.status})`)
+  }
+}
+
+/** Status lines on stderr: rewritten in place on a terminal, appended otherwise. */
+export const statusPrinter = (stream: NodeJS.WriteStream = process.stderr) => {
+  const live = stream.isTTY === true
+  let progress = ""
+  const say = (line: string) =>
+    Effect.sync(() => {
+      if (live) stream.write(`\r\x1b[2K${line}\n${progress}`)
+      else stream.write(`${line}\n`)
+    })
+  return (status: Tail.Status): Effect.Effect<void> => {
+    switch (status._tag) {
+      case "Resuming":
+        return say(Option.match(status.lastEventId, {
+          onNone: () => "starting from the beginning (no stored cursor)",
+          onSome: (id) => `resuming after stored cursor ${id}`
+        }))
+      case "Connection":
+        return say(describeConnection(status))
+      case "Stopped": {
+        const s = status.summary
+        const cursor = Option.match(s.storedCursor, {
+          onNone: () => "none",
+          onSome: (c) => `${c.lastEventId} (seq ${c.seq})`
+        })
+        return Effect.sync(() => {
+          progress = ""
+          stream.write(
+            `${live ? "\r\x1b[2K" : ""}stopped: ${s.delivered} delivered, ${s.duplicatesDropped} duplicates dropped, ` +
+              `${s.reconnects} reconnects; stored cursor ${cursor}\n`
+          )
+        })
+      }
+      case "Progress": {
+        const c = status.counts
+        const line = `${status.eventsPerSecond.toFixed(0)} events/s, ${c.delivered} delivered, ` +
+          `${c.duplicatesDropped} duplicates dropped, ${c.reconnects} reconnects, ` +
+          `${c.backpressureTimeouts} backpressure timeouts`
+        return Effect.sync(() => {
+          if (live) {
+            progress = line
+            stream.write(`\r\x1b[2K${line}`)
+          } else stream.write(`${line}\n`)
+        })
+      }
+    }
+  }
+}
+
+const parseHeader = (raw: string): Effect.Effect<readonly [string, string], UsageError> => {
+  const colon = raw.indexOf(":")
+  return colon <= 0
+    ? Effect.fail(new UsageError({ message: `--header must look like "Name: value", got ${JSON.stringify(raw)}` }))
+    : Effect.succeed([raw.slice(0, colon).trim(), raw.slice(colon + 1).trim()] as const)
+}
+
+const checkUrl = (raw: string): Effect.Effect<string, UsageError> =>
+  Effect.try({
+    try: () => {
+      const url = new URL(raw)
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http")
+      return url.toString()
+    },
+    catch: () => new UsageError({ message: `not an http(s) URL: ${JSON.stringify(raw)}` })
+  })
+
+const tail = Command.make("tail", {
+  url: Args.text({ name: "url" }).pipe(Args.withDescription("The SSE endpoint")),
+  session: Options.text("session").pipe(
+    Options.withDefault("default"),
+    Options.withDescription("Session name: the key of the stored cursor")
+  ),
+  store: Options.text("store").pipe(
+    Options.withDefault(CursorStore.defaultSqliteFilename),
+    Options.withDescription("SQLite file holding cursors")
+  ),
+  pg: Options.text("pg").pipe(Options.optional, Options.withDescription("PostgreSQL URL: store cursors there instead")),
+  header: Options.text("header").pipe(
+    Options.withAlias("H"),
+    Options.repeated,
+    Options.withDescription("Request header \"Name: value\" (repeatable)")
+  ),
+  method: Options.text("method").pipe(Options.withDefault("GET")),
+  data: Options.text("data").pipe(Options.optional, Options.withDescription("Request body (with --method POST)")),
+  maxEvents: Options.integer("max-events").pipe(Options.optional, Options.withDescription("Stop after N new events")),
+  idleTimeout: Options.integer("idle-timeout").pipe(
+    Options.optional,
+    Options.withDescription("Reconnect when no byte arrives for S seconds (default 60)")
+  )
+}, (args) =>
+  Effect.gen(function*() {
+    const url = yield* checkUrl(args.url)
+    const headers = Object.fromEntries(yield* Effect.forEach(args.header, parseHeader))
+    if (Option.isSome(args.maxEvents) && args.maxEvents.value < 1) {
+      return yield* new UsageError({ message: "--max-events must be at least 1" })
+    }
+    if (Option.isSome(args.idleTimeout) && args.idleTimeout.value < 1) {
+      return yield* new UsageError({ message: "--idle-timeout must be at least 1 second" })
+    }
+    const report = statusPrinter()
+    const summary = yield* Tail.run({
+      url,
+      session: args.session,
+      store: Option.match(args.pg, {
+        onNone: () => ({ _tag: "sqlite", filename: args.store }) as const,
+        onSome: (url) => ({ _tag: "pg", url }) as const
+      }),
+      method: args.method,
+      headers,
+      body: Option.getOrUndefined(args.data),
+      maxEvents: Option.getOrUndefined(args.maxEvents),
+      idleTimeout: Option.getOrUndefined(Option.map(args.idleTimeout, Duration.seconds)),
+      write: writeStdout,
+      report
+    })
+    yield* report({ _tag: "Stopped", summary })
+  }))
+
+const serveDemo = Command.make("serve-demo", {
+  port: Options.integer("port").pipe(Options.withDefault(8080)),
+  dropEvery: Options.integer("drop-every").pipe(
+    Options.withDefault(0),
+    Options.withDescription("Cut each connection after N events (0: never)")
+  ),
+  rate: Options.integer("rate").pipe(Options.withDefault(100), Options.withDescription("Events per second"))
+}, (args) =>
+  Effect.gen(function*() {
+    const server = yield* DemoServer.make({
+      port: args.port,
+      dropEvery: args.dropEvery,
+      eventsPerSecond: args.rate
+    })
+    yield* Effect.sync(() => process.stderr.write(`serving numbered events on ${server.url} (Ctrl-C stops)\n`))
+    return yield* Effect.never
+  }).pipe(Effect.scoped))
+
+export const command = Command.make("sse-resume").pipe(Command.withSubcommands([tail, serveDemo]))
+
+/** The CLI's program for `argv` (as `process.argv`), with everything it needs but the platform. */
+export const main = (argv: ReadonlyArray<string>) =>
+  Command.run(command, { name: "sse-resume", version: "0.1.0" })(argv).pipe(
+    Effect.provide(Layer.merge(FetchHttpClient.layer, Layer.orDie(Telemetry.layer)))
+  )

@@ -1,0 +1,107 @@
+/**
+ * A local SSE server to try the client against: numbered events, `Last-Event-ID`
+ * honoured with a little replay overlap (as real servers often do), and
+ * connections dropped now and then, mid-stream.
+ */
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { Data, Effect, type Scope } from "effect"
+import * as Sse from "./Sse.js"
+import { SseEvent } from "./SseEvent.js"
+
+export class DemoServerError extends Data.TaggedError("DemoServerError")<{
+  readonly port: number
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `demo server could not listen on 127.0.0.1:${this.port}: ${String(this.cause)}`
+  }
+}
+
+export interface Options {
+  /** 0 picks a free port. */
+  readonly port?: number
+  /** Cut the connection after this many events (0: never); default 0. */
+  readonly dropEvery?: number
+  /** Events per second per connection; default 1,000. */
+  readonly eventsPerSecond?: number
+  /** Events before the requested `Last-Event-ID` sent again on resume; default 3. */
+  readonly replayOverlap?: number
+  /** Events in all; after the last one the server answers 204 (0: endless); default 0. */
+  readonly totalEvents?: number
+  /** `retry:` sent at the start of each response, in ms; default 250. */
+  readonly retryMillis?: number
+}
+
+export interface DemoServer {
+  readonly port: number
+  readonly url: string
+  /** Connections accepted so far, and the `Last-Event-ID` each one sent. */
+  readonly requests: ReadonlyArray<string | undefined>
+}
+
+/** The event numbered `n` (from 1), the same on every run. */
+export const eventNumber = (n: number): SseEvent =>
+  new SseEvent({ id: String(n), event: "tick", data: JSON.stringify({ n }) }, true)
+
+/** Starts the server in the current scope; closing the scope stops it. */
+export const make = (options: Options = {}): Effect.Effect<DemoServer, DemoServerError, Scope.Scope> => {
+  const dropEvery = options.dropEvery ?? 0
+  const perTick = Math.max(1, Math.round((options.eventsPerSecond ?? 1_000) / 100))
+  const overlap = options.replayOverlap ?? 3
+  const total = options.totalEvents ?? 0
+  const retry = options.retryMillis ?? 250
+  const requests: Array<string | undefined> = []
+
+  const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    const lastEventId = req.headers["last-event-id"]
+    const last = typeof lastEventId === "string" ? lastEventId : undefined
+    requests.push(last)
+    const resumeAfter = last !== undefined && /^\d+$/.test(last) ? Number(last) : 0
+    let next = Math.max(1, resumeAfter + 1 - overlap)
+    if (total > 0 && next > total) {
+      res.writeHead(204).end()
+      return
+    }
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" })
+    res.write(`retry: ${retry}\n: resuming after ${last ?? "(start)"}\n\n`)
+    let sent = 0
+    // A tick every 10 ms writes a batch, so high rates need no tighter timer.
+    const timer = setInterval(() => {
+      let batch = ""
+      for (let i = 0; i < perTick; i++) {
+        if (total > 0 && next > total) {
+          clearInterval(timer)
+          res.end(batch)
+          return
+        }
+        batch += Sse.encode(eventNumber(next++))
+        if (dropEvery > 0 && ++sent % dropEvery === 0) {
+          // Cut mid-event: half of the next event goes out, then the socket dies.
+          const partial = Sse.encode(eventNumber(next))
+          clearInterval(timer)
+          res.write(batch + partial.slice(0, partial.length >> 1), () => res.destroy())
+          return
+        }
+      }
+      res.write(batch)
+    }, 10)
+    res.on("close", () => clearInterval(timer))
+  }
+
+  return Effect.acquireRelease(
+    Effect.async<Http.Server, DemoServerError>((resume) => {
+      const server = Http.createServer(handle)
+      server.once("error", (cause) => resume(Effect.fail(new DemoServerError({ port: options.port ?? 0, cause }))))
+      server.listen(options.port ?? 0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map((server) => {
+    const port = (server.address() as AddressInfo).port
+    return { port, url: `http://127.0.0.1:${port}/events`, requests }
+  }))
+}
