@@ -197,6 +197,39 @@ describe("SseClient over loopback", () => {
       expect(server.requests[0]!.closedAt).toBeDefined()
     }))
 
+  live("a consumer slower than idleTimeout is not mistaken for a silent server", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        res.write("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c\n\n")
+      })
+      const events = yield* SseClient.stream(HttpClientRequest.get(server.url), { ...fast, idleTimeout: "100 millis" }).pipe(
+        Stream.rechunk(1),
+        Stream.tap(() => Effect.sleep("150 millis")),
+        Stream.take(3),
+        Stream.runCollect
+      )
+      expect(ids(events)).toEqual(["1", "2", "3"])
+      expect(server.requests.length).toBe(1)
+    }))
+
+  it.scopedLive("idle timeout also covers a server that never answers, on node:http too", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 2) return void res.writeHead(204).end()
+        // Never answers the first request.
+      })
+      const reasons: Array<string> = []
+      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), {
+        ...fast,
+        idleTimeout: "150 millis",
+        onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+      }))
+      expect(reasons).toEqual(["idle"])
+      yield* Effect.sleep("50 millis")
+      expect(server.requests[0]!.closedAt).toBeDefined()
+    }).pipe(Effect.provide(NodeHttpClient.layer)))
+
   live("an oversized event fails cleanly without reconnecting", () =>
     Effect.gen(function*() {
       const server = yield* SseServer.make(async (_req, res) => {
