@@ -171,7 +171,8 @@ const startServer = (body: Buffer): Promise<{ url: string; close: () => void }> 
     })
   })
 
-const benchEndToEnd = async (eventCount: number) => {
+/** A loopback server sending `eventCount` events, and one run of each client against it. */
+export const makeEndToEnd = async (eventCount: number) => {
   const body = Buffer.from(
     Array.from({ length: eventCount }, (_, n) => `id: ${n}\ndata: {"n":${n},"text":"${"y".repeat(60)}"}\n\n`).join("")
   )
@@ -218,10 +219,13 @@ const benchEndToEnd = async (eventCount: number) => {
       return count
     }
   }
+  return { clients, eventBytes: Math.round(body.length / eventCount), close: server.close }
+}
+
+const benchEndToEnd = async (eventCount: number) => {
+  const { clients, close, eventBytes } = await makeEndToEnd(eventCount)
   console.log(
-    `\nEnd to end over loopback, events/s (median of 7 interleaved rounds; ${eventCount} events of ~${
-      Math.round(body.length / eventCount)
-    } B)`
+    `\nEnd to end over loopback, events/s (median of 7 interleaved rounds; ${eventCount} events of ~${eventBytes} B)`
   )
   console.log("| client | events/s | vs eventsource |")
   console.log("|---|---|---|")
@@ -234,7 +238,7 @@ const benchEndToEnd = async (eventCount: number) => {
   for (const name of Object.keys(clients)) {
     console.log(`| ${name} | ${Math.round(rate(name)).toLocaleString("en")} | ${(rate(name) / baseline).toFixed(2)}× |`)
   }
-  server.close()
+  close()
 }
 
 if (process.argv[1]?.endsWith("sse.ts")) {
