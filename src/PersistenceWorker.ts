@@ -34,7 +34,7 @@ export interface PersistenceRequest {
   readonly seq: number
   /** Failed writes of this cursor so far. */
   readonly attempt: number
-  /** Epoch ms before which a failed write is not retried. */
+  /** Epoch ms before which a failed write is not retried (unset: write at the next flush). */
   readonly nextRetry?: number | undefined
   /** Epoch ms when the event was recorded: the start of its staleness. */
   readonly recordedAt: number
@@ -62,7 +62,7 @@ export interface Config {
   readonly offerTimeout: Duration.Duration
   /** Failed writes of a cursor before it is counted as failed (and still kept). */
   readonly maxAttempts: number
-  /** First retry delay; doubles per consecutive failure, with jitter, up to 100×. */
+  /** First retry delay of a cursor; doubles with each of its failed attempts (with jitter), up to 100×. */
   readonly retryBase: Duration.Duration
   /** How long closing the layer may spend writing what is left. */
   readonly shutdownTimeout: Duration.Duration
@@ -178,9 +178,11 @@ export const make = (
     // Producers past the `closing` check that have not queued or parked yet; the
     // final drain waits for them so none of their cursors lands behind it.
     let inFlight = 0
+    // Fresh cursors (never failed) are written together once the oldest has waited
+    // `flushInterval`; failed ones each wait for their own `nextRetry`.
+    let fresh = 0
     let flushAt: number | undefined = undefined
-    let retryAt = 0
-    let failureStreak = 0
+    let retryAt = Infinity
 
     const absorb = (request: PersistenceRequest, now: number): number => {
       const held = pending.get(request.sessionId)
@@ -193,7 +195,10 @@ export const make = (
           recentIds: request.recentIds,
           firstRecordedAt: request.recordedAt
         })
-        if (flushAt === undefined) flushAt = now + flushMillis
+        if (request.nextRetry === undefined) {
+          fresh++
+          if (flushAt === undefined) flushAt = now + flushMillis
+        } else if (request.nextRetry < retryAt) retryAt = request.nextRetry
         return 0
       }
       // A newer cursor takes over the held one's retry schedule: the retry then writes the newest.
@@ -225,12 +230,28 @@ export const make = (
       Effect.map(Queue.takeBetween(queue, 1, Number.MAX_SAFE_INTEGER), (items) => absorbAll(items, items.length))
     )
 
+    const isDue = (held: Pending, now: number) => held.nextRetry === undefined || held.nextRetry <= now
+
+    /** Recounts the schedule after a write: O(pending), once per batch. */
+    const reschedule = (now: number) => {
+      fresh = 0
+      retryAt = Infinity
+      for (const held of pending.values()) {
+        if (held.nextRetry === undefined) fresh++
+        else if (held.nextRetry < retryAt) retryAt = held.nextRetry
+      }
+      if (fresh === 0) flushAt = undefined
+      else if (flushAt === undefined) flushAt = now + flushMillis
+    }
+
+    /** Writes the due cursors (up to `batchSize`) with one `saveAll`. */
     const write = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       const batch: Array<[string, Pending]> = []
       const cursors: Array<Cursor> = []
       for (const entry of pending) {
         const [sessionId, held] = entry
+        if (!isDue(held, now)) continue
         batch.push(entry)
         cursors.push({
           sessionId,
@@ -252,36 +273,33 @@ export const make = (
             }
             batchLatency.unsafeUpdate(done - now, noTags)
             batches.unsafeUpdate(1, noTags)
-            failureStreak = 0
-            retryAt = 0
-            if (pending.size === 0) flushAt = undefined
+            reschedule(done)
             return Effect.void
           }
-          failureStreak++
-          return Random.next.pipe(Effect.flatMap((random) => {
-            // Full doubling with jitter in [½, 1) of the delay, so instances that failed
-            // together do not retry together.
-            const delay = Math.ceil(retryBaseMillis * Math.min(maxBackoffFactor, 2 ** (failureStreak - 1)) * (0.5 + random / 2))
-            retryAt = done + delay
+          return Effect.flatMap(Random.next, (random) => {
             let failed = 0
             for (const [, held] of batch) {
               held.attempt++
-              held.nextRetry = retryAt
+              // Doubling per attempt with jitter in [½, 1) of the delay, so cursors (and
+              // instances) that failed together do not retry together.
+              const factor = Math.min(maxBackoffFactor, 2 ** (held.attempt - 1))
+              held.nextRetry = done + Math.ceil(retryBaseMillis * factor * (0.5 + random / 2))
               if (held.attempt >= cfg.maxAttempts) {
-                // Counted, and kept: it is written by a later flush once the store is back.
+                // Counted, and kept: its backoff starts over and a later flush writes it.
                 failed++
                 held.attempt = 0
               }
             }
+            reschedule(done)
             retries.unsafeUpdate(batch.length, noTags)
             if (failed > 0) failures.unsafeUpdate(failed, noTags)
             return Effect.logWarning("PersistenceWorker: saveAll failed; cursors kept for retry", exit.cause).pipe(
-              Effect.annotateLogs({ cursors: batch.length, failedAfterMaxAttempts: failed, retryInMillis: delay }),
-              Effect.when(() => failureStreak === 1 || failed > 0)
+              Effect.annotateLogs({ cursors: batch.length, failedAfterMaxAttempts: failed, retryAt }),
+              Effect.when(() => batch.some(([, held]) => held.attempt === 1) || failed > 0)
             )
-          }))
+          })
         }),
-        Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": cursors.length } })
+        Effect.withSpan("PersistenceWorker.batch", { attributes: { cursors: cursors.length } })
       )
     })
 
@@ -298,18 +316,23 @@ export const make = (
         yield* Fiber.interruptFork(timer)
       })
 
-    const due = (now: number) =>
-      pending.size > 0 && now >= retryAt && (pending.size >= cfg.batchSize || now >= flushAt!)
+    /** When the next write is due (epoch ms), or undefined when nothing is pending. */
+    const nextWrite = (): number | undefined => {
+      const freshAt = fresh === 0 ? Infinity : pending.size >= cfg.batchSize ? 0 : flushAt!
+      const at = Math.min(freshAt, retryAt)
+      return at === Infinity ? undefined : at
+    }
 
     const step = Effect.gen(function*() {
       yield* takeAll
-      const now = clock.unsafeCurrentTimeMillis()
-      if (due(now)) return yield* write
+      const at = nextWrite()
+      if (at !== undefined && clock.unsafeCurrentTimeMillis() >= at) return yield* write
       if (closing) return
-      yield* waitForWork(pending.size === 0 ? undefined : Math.max(retryAt, flushAt!))
+      yield* waitForWork(at)
     })
 
-    // On close: keep absorbing and writing (respecting backoff) until nothing is left.
+    // On close: keep absorbing and writing everything, fresh at once, failed ones on
+    // their schedule, until nothing is left.
     const drain = Effect.gen(function*() {
       while (true) {
         yield* takeAll
@@ -320,8 +343,9 @@ export const make = (
           continue
         }
         const now = clock.unsafeCurrentTimeMillis()
-        if (now >= retryAt) yield* write
-        else yield* Effect.sleep(retryAt - now)
+        const at = fresh > 0 ? now : retryAt
+        if (now >= at) yield* write
+        else yield* Effect.sleep(at - now)
       }
     })
 
@@ -385,7 +409,8 @@ export const make = (
     return PersistenceWorker.of({
       persist,
       stats: Effect.sync(() => ({
-        queued: Option.getOrElse(queue.unsafeSize(), () => 0),
+        // A waiting taker (the idle worker) counts as -1 in the queue's size.
+        queued: Math.max(0, Option.getOrElse(queue.unsafeSize(), () => 0)),
         parked: parked.size,
         pending: pending.size
       }))
