@@ -3,7 +3,7 @@ import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { AggregationTemporality, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { ConfigProvider, Effect, Exit, Layer, Option, Stream } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
 import * as CursorStore from "../src/CursorStore.js"
 import * as DemoServer from "../src/DemoServer.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
@@ -58,7 +58,7 @@ describe("Telemetry", () => {
       metricReader: reader
     }))
     const persistence = SessionManager.layer().pipe(
-      Layer.provideMerge(PersistenceWorker.layer({ flushInterval: "5 millis" })),
+      Layer.provideMerge(PersistenceWorker.layer({ flushInterval: Duration.millis(5) })),
       Layer.provideMerge(CursorStore.layerMemory)
     )
     return Effect.gen(function*() {
