@@ -39,6 +39,9 @@ describe("PersistenceWorker", () => {
   it.scoped("coalesces to the newest cursor per session and writes once per flush interval", () =>
     Effect.gen(function*() {
       const { f, seqOf, worker } = yield* setup({ flushInterval: flush })
+      const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
+      const before = [yield* count(PersistenceWorker.batches), yield* count(PersistenceWorker.coalesced)]
+      const stalenessBefore = (yield* Metric.value(PersistenceWorker.cursorStaleness)).count
       for (let seq = 1; seq <= 50; seq++) yield* worker.persist(request(`s${seq % 3}`, seq))
       yield* settle
       expect(f.calls).toHaveLength(0)
@@ -47,6 +50,12 @@ describe("PersistenceWorker", () => {
       expect(f.calls).toHaveLength(1)
       expect(f.calls[0]!.map((c) => [c.sessionId, c.seq]).sort()).toEqual([["s0", 48], ["s1", 49], ["s2", 50]])
       expect(yield* seqOf("s2")).toEqual(Option.some(50))
+      expect(yield* count(PersistenceWorker.batches)).toBe(before[0]! + 1)
+      expect(yield* count(PersistenceWorker.coalesced)).toBe(before[1]! + 47)
+      // One staleness sample per written cursor, each the full flush interval here.
+      const staleness = yield* Metric.value(PersistenceWorker.cursorStaleness)
+      expect(staleness.count).toBe(stalenessBefore + 3)
+      expect(staleness.max).toBeGreaterThanOrEqual(100)
     }))
 
   it.scoped("writes early once batchSize sessions are waiting", () =>
