@@ -299,7 +299,7 @@ export const make = (
             )
           })
         }),
-        Effect.withSpan("PersistenceWorker.batch", { attributes: { cursors: cursors.length } })
+        Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": cursors.length } })
       )
     })
 
