@@ -3,7 +3,7 @@ import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { AggregationTemporality, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import * as CursorStore from "../src/CursorStore.js"
 import * as DemoServer from "../src/DemoServer.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
@@ -70,6 +70,11 @@ describe("Telemetry", () => {
         initialDelay: "10 millis"
       }).pipe(Stream.take(45), Stream.runCollect)
       expect(events.length).toBe(45)
+      // The worker writes on its own schedule; wait (bounded) until its batch span is out.
+      yield* Effect.sync(() => spans.getFinishedSpans().some((span) => span.name === "persistence.batch")).pipe(
+        Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("10 millis") }),
+        Effect.timeout("5 seconds")
+      )
       yield* manager.close("otel")
 
       const { resourceMetrics } = yield* Effect.promise(() => reader.collect())
