@@ -6,7 +6,8 @@
  * Events go tracker → PersistenceWorker → SQLite file (WAL), through
  * `SessionManager` sessions, with 1, 1,000 and 10,000 sessions; each session gets
  * its events in chunks of `chunk` (one `recordAll` per chunk, like a network read).
- * Events/s runs until the last event is recorded and durable. "Writes" are
+ * Events/s runs until the last event is recorded and durable; median of 3 rounds
+ * after a warm-up. "Writes" are
  * `saveAll` calls (transactions), "rows" the cursors they carried. Staleness is the
  * `cursor_staleness` histogram of this run (per written cursor, from its oldest
  * covered event to the commit), so p50/p99 are bucket upper bounds.
@@ -29,6 +30,7 @@ import * as SessionManager from "../../src/SessionManager.js"
 import { SseEvent } from "../../src/SseEvent.js"
 
 const chunk = 20
+const rounds = 3
 const maxTracked = 100
 const dir = mkdtempSync(join(tmpdir(), "sse-bench-"))
 let files = 0
@@ -172,16 +174,21 @@ const idleHeap = (sessions: number) =>
     return (after - before) / sessions
   }))
 
+/** The round with the median events/s out of `rounds`. */
+const median = (scenario: Effect.Effect<Result, unknown>) =>
+  Effect.map(Effect.replicateEffect(scenario, rounds), (all) =>
+    all.sort((a, b) => a.events / a.seconds - b.events / b.seconds)[Math.floor(rounds / 2)]!)
+
 const fmt = (n: number) => Math.round(n).toLocaleString("en")
 
 const main = Effect.gen(function*() {
-  // Warm-up, untimed.
-  yield* coalescing(100, 200)
-  yield* naive(10, 100)
+  // Warm-up (untimed), so the JIT has settled before the measured rounds.
+  yield* coalescing(1_000, 100)
+  yield* naive(100, 20)
   const results: Array<Result> = [
-    yield* coalescing(1, 200_000),
-    yield* coalescing(1_000, 400),
-    yield* coalescing(10_000, 40),
+    yield* median(coalescing(1, 200_000)),
+    yield* median(coalescing(1_000, 400)),
+    yield* median(coalescing(10_000, 40)),
     yield* naive(1_000, 20)
   ]
   const naiveRate = results[3]!.events / results[3]!.seconds
@@ -198,7 +205,7 @@ const main = Effect.gen(function*() {
     )
   }
   const heap = yield* idleHeap(10_000)
-  console.log(`Persistence benchmark (SQLite file, WAL; chunks of ${chunk} events; flushInterval 100 ms, batchSize 1,000, maxPending 1,000)\n`)
+  console.log(`Persistence benchmark (SQLite file, WAL; chunks of ${chunk} events; median of ${rounds} rounds; flushInterval 100 ms, batchSize 1,000, maxPending 1,000)\n`)
   console.log(rows.join("\n"))
   console.log(
     heap === undefined
