@@ -90,8 +90,8 @@ export const config: C.Config<Config> = C.all({
   batchSize: positiveInt("SSE_BATCH_SIZE", defaults.batchSize),
   flushInterval: C.withDefault(C.duration("SSE_FLUSH_INTERVAL"), defaults.flushInterval),
   offerTimeout: C.withDefault(C.duration("SSE_PERSIST_TIMEOUT"), defaults.offerTimeout),
-  maxAttempts: positiveInt("SSE_MAX_ATTEMPTS", defaults.maxAttempts),
-  retryBase: C.withDefault(C.duration("SSE_RETRY_BASE"), defaults.retryBase),
+  maxAttempts: positiveInt("SSE_PERSIST_MAX_ATTEMPTS", defaults.maxAttempts),
+  retryBase: C.withDefault(C.duration("SSE_PERSIST_RETRY_BASE"), defaults.retryBase),
   shutdownTimeout: C.withDefault(C.duration("SSE_SHUTDOWN_TIMEOUT"), defaults.shutdownTimeout)
 })
 

@@ -30,7 +30,10 @@ export interface Config {
   readonly maxSessions: number
   /** A session without new events for this long is flushed and closed. */
   readonly idleTtl: Duration.Duration
-  /** Size of each session's de-duplication window. */
+  /**
+   * Size of each session's de-duplication window. It is stored with every cursor
+   * write, hence its own variable and a smaller default than SseClient's SSE_MAX_TRACKED.
+   */
   readonly maxTracked: number
 }
 
@@ -50,7 +53,7 @@ const positiveInt = (name: string, fallback: number) =>
 export const config: C.Config<Config> = C.all({
   maxSessions: positiveInt("SSE_MAX_SESSIONS", defaults.maxSessions),
   idleTtl: C.withDefault(C.duration("SSE_IDLE_TTL"), defaults.idleTtl),
-  maxTracked: positiveInt("SSE_MAX_TRACKED", defaults.maxTracked)
+  maxTracked: positiveInt("SSE_SESSION_MAX_TRACKED", defaults.maxTracked)
 })
 
 export class SessionManager extends Context.Tag("effect-sse-resume/SessionManager")<SessionManager, {
