@@ -70,28 +70,81 @@ export const callbackFailures = Metric.counter("sse_callback_failures", {
 
 const noTags: ReadonlyArray<never> = []
 
+interface Counts {
+  fresh: number
+  duplicates: number
+}
+
+const publish = (counts: Counts) => {
+  if (counts.fresh > 0) eventsNew.unsafeUpdate(counts.fresh, noTags)
+  if (counts.duplicates > 0) duplicateEvents.unsafeUpdate(counts.duplicates, noTags)
+}
+
+const callbackFailed = (id: string, callback: "sync" | "async", cause: Cause.Cause<unknown>) => {
+  callbackFailures.unsafeUpdate(1, noTags)
+  return Effect.logWarning("EventTracker callback failed; the event stays recorded", cause).pipe(
+    Effect.annotateLogs({ eventId: id, callback })
+  )
+}
+
+const results: Record<RecordResult, Effect.Effect<RecordResult>> = {
+  new: Effect.succeed("new"),
+  duplicate: Effect.succeed("duplicate"),
+  "no-id": Effect.succeed("no-id")
+}
+
 /**
- * The window: a Set for O(1) membership plus a ring of the same ids for O(1)
- * eviction of the oldest. All state changes happen inside one synchronous step,
+ * The window is a Set for O(1) membership plus a ring of the same ids for O(1)
+ * eviction of the oldest. Every state change happens inside one synchronous step,
  * which is what makes check-and-insert atomic between fibers.
+ *
+ * A class, not a record of closures: sessions keep thousands of idle trackers,
+ * and prototype methods cost nothing per instance.
  */
-class Window {
+class Tracker<E, R> implements EventTracker<E> {
   readonly ids = new Set<string>()
   ring: Array<string> = []
   head = 0
   last: string | undefined = undefined
+  /** Sync callback failures of the current step, logged right after it. */
+  syncFailures: Array<[string, unknown]> | undefined = undefined
+  readonly propagate: boolean
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly maxTracked: number,
+    readonly syncCallback: ((id: string) => void) | undefined,
+    readonly asyncCallback: ((id: string) => Effect.Effect<void, E, R>) | undefined,
+    onCallbackDefect: "log" | "propagate" | undefined,
+    readonly context: Context.Context<R>
+  ) {
+    this.propagate = onCallbackDefect === "propagate"
+  }
+
+  // Members of the service interface are bound, so `Effect.forEach(events, tracker.recordEvent)` works.
+  readonly recordEvent = (event: SseEvent): Effect.Effect<RecordResult, E> => this.record(event)
+  readonly recordAll = (events: Iterable<SseEvent>): Effect.Effect<ReadonlyArray<SseEvent>, E> => this.recordChunk(events)
+  readonly isDuplicate = (id: string): Effect.Effect<boolean> => Effect.sync(() => this.ids.has(id))
+  readonly restore = (snapshot: Snapshot): Effect.Effect<void> => Effect.sync(() => this.reset(snapshot))
+
+  get lastEventId(): Effect.Effect<Option.Option<string>> {
+    return Effect.sync(() => Option.fromNullable(this.last))
+  }
+  get snapshot(): Effect.Effect<Snapshot> {
+    return Effect.sync(() => ({ lastEventId: Option.fromNullable(this.last), recentIds: this.oldestFirst() }))
+  }
+  get trackedCount(): Effect.Effect<number> {
+    return Effect.sync(() => this.ids.size)
+  }
 
   /** Inserts `id` if absent; false when it is already in the window. */
   admit(id: string): boolean {
     if (this.ids.has(id)) return false
-    if (this.ring.length < this.capacity) {
+    if (this.ring.length < this.maxTracked) {
       this.ring.push(id)
     } else {
       this.ids.delete(this.ring[this.head]!)
       this.ring[this.head] = id
-      this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
+      this.head = this.head + 1 === this.maxTracked ? 0 : this.head + 1
     }
     this.ids.add(id)
     this.last = id
@@ -103,14 +156,123 @@ class Window {
     this.ring = []
     this.head = 0
     const recent = snapshot.recentIds
-    for (let i = Math.max(0, recent.length - this.capacity); i < recent.length; i++) this.admit(recent[i]!)
+    for (let i = Math.max(0, recent.length - this.maxTracked); i < recent.length; i++) this.admit(recent[i]!)
     this.last = Option.getOrUndefined(snapshot.lastEventId)
   }
 
   oldestFirst(): Array<string> {
-    return this.ring.length < this.capacity
+    return this.ring.length < this.maxTracked
       ? this.ring.slice()
       : this.ring.slice(this.head).concat(this.ring.slice(0, this.head))
+  }
+
+  /** The synchronous part of recording one event: true when it is new. */
+  step(event: SseEvent, counts: Counts): boolean {
+    const id = event.id
+    if (id === undefined) return false
+    if (!this.admit(id)) {
+      counts.duplicates++
+      return false
+    }
+    counts.fresh++
+    if (this.syncCallback !== undefined) {
+      try {
+        this.syncCallback(id)
+      } catch (error) {
+        if (this.propagate) throw error
+        ;(this.syncFailures ??= []).push([id, error])
+      }
+    }
+    return true
+  }
+
+  /** `done`, after logging any sync callback failures of the step that just ran. */
+  settle<A>(done: Effect.Effect<A>): Effect.Effect<A> {
+    const failures = this.syncFailures
+    if (failures === undefined) return done
+    this.syncFailures = undefined
+    return Effect.zipRight(
+      Effect.forEach(failures, ([id, error]) => callbackFailed(id, "sync", Cause.die(error)), { discard: true }),
+      done
+    )
+  }
+
+  runAsync(id: string): Effect.Effect<void, E, R> {
+    const effect = Effect.suspend(() => this.asyncCallback!(id))
+    return this.propagate
+      ? effect
+      : Effect.catchAllDefect(effect, (defect) => callbackFailed(id, "async", Cause.die(defect)))
+  }
+
+  /**
+   * Runs `effect` with the services captured at make time. Providing them costs
+   * ~5 µs (a FiberRef.locally), far more than recording an event, so it is skipped
+   * when the caller's context already holds them (the usual case), and recordAll
+   * pays it once per chunk, not per event.
+   */
+  withCaptured<A, E1>(effect: Effect.Effect<A, E1, R>): Effect.Effect<A, E1> {
+    const captured = this.context.unsafeMap
+    if (captured.size === 0) return effect as Effect.Effect<A, E1>
+    return Effect.contextWithEffect((current: Context.Context<never>) => {
+      for (const [key, service] of captured) {
+        if (current.unsafeMap.get(key) !== service) return Effect.provide(effect, Context.merge(current, this.context))
+      }
+      return effect as Effect.Effect<A, E1>
+    })
+  }
+
+  recordSync(event: SseEvent): RecordResult {
+    const counts = { fresh: 0, duplicates: 0 }
+    const fresh = this.step(event, counts)
+    publish(counts)
+    return fresh ? "new" : event.id === undefined ? "no-id" : "duplicate"
+  }
+
+  record(event: SseEvent): Effect.Effect<RecordResult, E> {
+    if (this.syncCallback === undefined && this.asyncCallback === undefined) {
+      return Effect.sync(() => this.recordSync(event))
+    }
+    return Effect.suspend(() => {
+      const result = this.recordSync(event)
+      const settled = this.settle(results[result])
+      return result === "new" && this.asyncCallback !== undefined
+        ? Effect.zipRight(settled, this.withCaptured(Effect.as(this.runAsync(event.id!), result)))
+        : settled
+    })
+  }
+
+  recordChunk(events: Iterable<SseEvent>): Effect.Effect<ReadonlyArray<SseEvent>, E> {
+    if (this.asyncCallback === undefined) {
+      return Effect.suspend(() => {
+        const counts = { fresh: 0, duplicates: 0 }
+        const fresh: Array<SseEvent> = []
+        for (const event of events) if (this.step(event, counts)) fresh.push(event)
+        publish(counts)
+        return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(fresh))
+      })
+    }
+    return this.withCaptured(Effect.suspend(() => {
+      const iterator = events[Symbol.iterator]()
+      const fresh: Array<SseEvent> = []
+      const counts = { fresh: 0, duplicates: 0 }
+      // Each new event's async callback is awaited before the next event is
+      // looked at, so callbacks see events one at a time, in order.
+      const next = (): Effect.Effect<ReadonlyArray<SseEvent>, E, R> => {
+        for (let r = iterator.next(); !r.done; r = iterator.next()) {
+          if (this.step(r.value, counts)) {
+            fresh.push(r.value)
+            publish(counts)
+            counts.fresh = 0
+            counts.duplicates = 0
+            const callback = Effect.flatMap(this.runAsync(r.value.id!), next)
+            return this.syncFailures === undefined ? callback : Effect.zipRight(this.settle(Effect.void), callback)
+          }
+        }
+        publish(counts)
+        return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(fresh))
+      }
+      return next()
+    }))
   }
 }
 
@@ -120,155 +282,16 @@ class Window {
  */
 export const make = <E = never, R = never>(
   options: Options<E, R>
-): Effect.Effect<EventTracker<E>, TrackerOptionsError, R> =>
-  Effect.gen(function*() {
-    const { maxTracked } = options
-    if (!Number.isSafeInteger(maxTracked) || maxTracked < 1) {
-      return yield* new TrackerOptionsError({
-        option: "maxTracked",
-        value: maxTracked,
-        reason: "must be a whole number ≥ 1"
-      })
-    }
-    const context = yield* Effect.context<R>()
-    const window = new Window(maxTracked)
-    const propagate = options.onCallbackDefect === "propagate"
-    const syncCallback = options.onNewEvent
-    const asyncCallback = options.onNewEventAsync
-
-    const callbackFailed = (id: string, callback: "sync" | "async", cause: Cause.Cause<unknown>) => {
-      callbackFailures.unsafeUpdate(1, noTags)
-      return Effect.logWarning("EventTracker callback failed; the event stays recorded", cause).pipe(
-        Effect.annotateLogs({ eventId: id, callback })
-      )
-    }
-
-    // Sync callback failures are collected per step and logged afterwards, so the
-    // step itself stays a plain function.
-    let syncFailures: Array<[string, unknown]> | undefined
-    const runSync = syncCallback === undefined ? undefined : (id: string) => {
-      try {
-        syncCallback(id)
-      } catch (error) {
-        if (propagate) throw error
-        ;(syncFailures ??= []).push([id, error])
-      }
-    }
-    const flushSyncFailures: Effect.Effect<void> = Effect.suspend(() => {
-      const failures = syncFailures
-      syncFailures = undefined
-      return failures === undefined
-        ? Effect.void
-        : Effect.forEach(failures, ([id, error]) => callbackFailed(id, "sync", Cause.die(error)), { discard: true })
-    })
-
-    // The async callback needs the services captured at make time. Providing them
-    // costs ~5 µs (a FiberRef.locally), far more than recording an event, so it is
-    // skipped when the caller's context already holds them (the usual case), and
-    // recordAll pays it once per chunk, not per event.
-    const captured = Array.from(context.unsafeMap)
-    const covers = (current: Context.Context<never>) => {
-      for (const [key, service] of captured) if (current.unsafeMap.get(key) !== service) return false
-      return true
-    }
-    const withCaptured = <A, E1>(effect: Effect.Effect<A, E1, R>): Effect.Effect<A, E1> =>
-      captured.length === 0 ? effect as Effect.Effect<A, E1> : Effect.contextWithEffect((current: Context.Context<never>) =>
-        covers(current)
-          ? effect as Effect.Effect<A, E1>
-          : Effect.provide(effect, Context.merge(current, context)))
-    const runAsync = asyncCallback === undefined ? undefined : (id: string): Effect.Effect<void, E, R> => {
-      const effect = Effect.suspend(() => asyncCallback(id))
-      return propagate ? effect : Effect.catchAllDefect(effect, (defect) => callbackFailed(id, "async", Cause.die(defect)))
-    }
-
-    /** The synchronous part of recording one event; true when it is new. */
-    const step = (event: SseEvent, counts: { fresh: number; duplicates: number }): boolean => {
-      const id = event.id
-      if (id === undefined) return false
-      if (!window.admit(id)) {
-        counts.duplicates++
-        return false
-      }
-      counts.fresh++
-      if (runSync !== undefined) runSync(id)
-      return true
-    }
-
-    const publish = (counts: { fresh: number; duplicates: number }) => {
-      if (counts.fresh > 0) eventsNew.unsafeUpdate(counts.fresh, noTags)
-      if (counts.duplicates > 0) duplicateEvents.unsafeUpdate(counts.duplicates, noTags)
-    }
-
-    const recordSync = (event: SseEvent): RecordResult => {
-      const counts = { fresh: 0, duplicates: 0 }
-      const fresh = step(event, counts)
-      publish(counts)
-      return fresh ? "new" : event.id === undefined ? "no-id" : "duplicate"
-    }
-
-    /** Hands back `value`, first logging any sync callback failures of this step. */
-    const settle = <A>(value: A, done: Effect.Effect<A>): Effect.Effect<A> =>
-      syncFailures === undefined ? done : Effect.as(flushSyncFailures, value)
-    const constants = {
-      new: Effect.succeed<RecordResult>("new"),
-      duplicate: Effect.succeed<RecordResult>("duplicate"),
-      "no-id": Effect.succeed<RecordResult>("no-id")
-    }
-
-    const recordEvent = (event: SseEvent): Effect.Effect<RecordResult, E> => {
-      if (runSync === undefined && runAsync === undefined) return Effect.sync(() => recordSync(event))
-      return Effect.suspend(() => {
-        const result = recordSync(event)
-        const settled = settle(result, constants[result])
-        return result === "new" && runAsync !== undefined
-          ? Effect.zipRight(settled, withCaptured(Effect.as(runAsync(event.id!), result)))
-          : settled
-      })
-    }
-
-    const recordAll = (events: Iterable<SseEvent>): Effect.Effect<ReadonlyArray<SseEvent>, E> => {
-      if (runAsync === undefined) {
-        return Effect.suspend(() => {
-          const counts = { fresh: 0, duplicates: 0 }
-          const fresh: Array<SseEvent> = []
-          for (const event of events) if (step(event, counts)) fresh.push(event)
-          publish(counts)
-          return settle<ReadonlyArray<SseEvent>>(fresh, Effect.succeed(fresh))
-        })
-      }
-      return withCaptured(Effect.suspend(() => {
-        const iterator = events[Symbol.iterator]()
-        const fresh: Array<SseEvent> = []
-        const counts = { fresh: 0, duplicates: 0 }
-        // Each new event's async callback is awaited before the next event is
-        // looked at, so callbacks see events one at a time, in order.
-        const next = (): Effect.Effect<ReadonlyArray<SseEvent>, E, R> => {
-          for (let r = iterator.next(); !r.done; r = iterator.next()) {
-            if (step(r.value, counts)) {
-              fresh.push(r.value)
-              publish(counts)
-              counts.fresh = 0
-              counts.duplicates = 0
-              const callback = Effect.flatMap(runAsync(r.value.id!), next)
-              return syncFailures === undefined ? callback : Effect.zipRight(flushSyncFailures, callback)
-            }
-          }
-          publish(counts)
-          return settle<ReadonlyArray<SseEvent>>(fresh, Effect.succeed(fresh))
-        }
-        return next()
-      }))
-    }
-
-    const tracker: EventTracker<E> = {
-      recordEvent,
-      recordAll,
-      lastEventId: Effect.sync(() => Option.fromNullable(window.last)),
-      isDuplicate: (id) => Effect.sync(() => window.ids.has(id)),
-      restore: (snapshot) => Effect.sync(() => window.reset(snapshot)),
-      snapshot: Effect.sync(() => ({ lastEventId: Option.fromNullable(window.last), recentIds: window.oldestFirst() })),
-      trackedCount: Effect.sync(() => window.ids.size),
-      maxTracked
-    }
-    return tracker
-  })
+): Effect.Effect<EventTracker<E>, TrackerOptionsError, R> => {
+  const { maxTracked } = options
+  if (!Number.isSafeInteger(maxTracked) || maxTracked < 1) {
+    return Effect.fail(
+      new TrackerOptionsError({ option: "maxTracked", value: maxTracked, reason: "must be a whole number ≥ 1" })
+    )
+  }
+  return Effect.map(
+    Effect.context<R>(),
+    (context) =>
+      new Tracker<E, R>(maxTracked, options.onNewEvent, options.onNewEventAsync, options.onCallbackDefect, context)
+  )
+}
