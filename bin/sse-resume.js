@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// Runs the built CLI when there is one, else the TypeScript source through tsx.
+// In this repository, run the TypeScript source through tsx (never a stale build);
+// in the published package, which ships no src/, run the build.
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
-const built = new URL("../dist/bin/sse-resume.js", import.meta.url)
-if (existsSync(fileURLToPath(built))) {
-  await import(built.href)
-} else {
+const source = new URL("../src/bin/sse-resume.ts", import.meta.url)
+if (existsSync(fileURLToPath(source))) {
   const { register } = await import("tsx/esm/api")
   register()
-  await import(new URL("../src/bin/sse-resume.ts", import.meta.url).href)
+  await import(source.href)
+} else {
+  await import(new URL("../dist/bin/sse-resume.js", import.meta.url).href)
 }

@@ -1,7 +1,7 @@
 /**
  * Durable cursors under load, side by side in one run.
  *
- *   node --expose-gc --import tsx test/bench/persistence.ts
+ *   npx tsx test/bench/persistence.ts
  *
  * Events go tracker → PersistenceWorker → SQLite file (WAL), through
  * `SessionManager` sessions, with 1, 1,000 and 10,000 sessions; each session gets
@@ -15,10 +15,8 @@
  * Beside it: a naive worker that writes one cursor per event (the seed card's shape,
  * without the drop), on the same tracker and store, 1,000 sessions.
  *
- * Last: heap bytes per open idle session (10,000 sessions, maxTracked 100, empty
- * windows), needs --expose-gc. Under tsx this overstates: esbuild's keepNames
- * defines a `name` property on every closure, about 3 KB more per EventTracker than
- * the tsc build (measured: tracker 5.3 KB under tsx, 2.2 KB compiled).
+ * Heap per idle session is measured on the compiled build by idle-heap.mjs: under
+ * tsx, esbuild's keepNames gives every closure a `name`, which overstates it.
  */
 import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -154,28 +152,6 @@ const naive = (sessions: number, perSession: number) =>
     } satisfies Result
   }))
 
-const idleHeap = (sessions: number) =>
-  Effect.scoped(Effect.gen(function*() {
-    const gc = (globalThis as { gc?: () => void }).gc
-    if (gc === undefined) return undefined
-    const ctx = yield* Layer.build(
-      SessionManager.layer({ maxSessions: sessions, maxTracked }).pipe(
-        Layer.provideMerge(PersistenceWorker.layer()),
-        Layer.provideMerge(CursorStore.layerMemory)
-      )
-    )
-    const manager = Context.get(ctx, SessionManager.SessionManager)
-    gc()
-    gc()
-    const before = process.memoryUsage().heapUsed
-    yield* Effect.forEach(Array.from({ length: sessions }, (_, i) => `idle-${i}`), manager.open, { discard: true })
-    gc()
-    gc()
-    const after = process.memoryUsage().heapUsed
-    if ((yield* manager.size) !== sessions) throw new Error("sessions were not all open")
-    return (after - before) / sessions
-  }))
-
 /** The round with the median events/s out of `rounds`. */
 const median = (scenario: Effect.Effect<Result, unknown>) =>
   Effect.map(Effect.replicateEffect(scenario, rounds), (all) =>
@@ -206,22 +182,14 @@ const main = Effect.gen(function*() {
       } | ${fmt(r.rows)} | ${(r.events / r.rows).toFixed(1)} | ${r.p50 === undefined ? "–" : `≤ ${r.p50} ms / ≤ ${r.p99} ms`} |`
     )
   }
-  const heap = yield* idleHeap(10_000)
   console.log(`Persistence benchmark (SQLite file, WAL; chunks of ${chunk} events; median of ${rounds} rounds; flushInterval 100 ms, batchSize 1,000, maxPending 1,000)\n`)
   console.log(rows.join("\n"))
-  console.log(
-    heap === undefined
-      ? "\nheap per idle session: run with node --expose-gc"
-      : `\nheap per open idle session (10,000 sessions, maxTracked ${maxTracked}, empty window): ${fmt(heap)} bytes` +
-        " (under tsx: esbuild's keepNames adds ~3 KB per tracker; the tsc build measures ~2.9 KB)"
-  )
   const target = results[1]!
   const targetRate = target.events / target.seconds
   console.log(
     `\ntargets, 1,000 sessions: ≥ 200,000 events/s: ${fmt(targetRate)} ${targetRate >= 200_000 ? "ok" : "MISSED"}; ` +
       `p99 staleness < 250 ms: ≤ ${target.p99} ms ${target.p99! < 250 ? "ok" : "MISSED"}; ` +
-      `≥ 50× fewer writes than events: ${(target.events / target.writes).toFixed(0)}× ${target.events / target.writes >= 50 ? "ok" : "MISSED"}` +
-      (heap === undefined ? "" : `; ≤ 2 KB per idle session: ${fmt(heap)} B ${heap <= 2048 ? "ok" : "MISSED"}`)
+      `≥ 50× fewer writes than events: ${(target.events / target.writes).toFixed(0)}× ${target.events / target.writes >= 50 ? "ok" : "MISSED"}`
   )
 })
 
