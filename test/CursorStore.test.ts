@@ -117,4 +117,17 @@ describe.skipIf(pgUrl === undefined)("postgres", () => {
       )
       expect(Option.getOrThrow(yield* a.load(id)).seq).toBe(41)
     }).pipe(Effect.scoped))
+
+  it.effect("two stores writing overlapping sessions in opposite orders do not deadlock", () =>
+    Effect.gen(function*() {
+      const a = Context.get(yield* Layer.build(pgStore()), CursorStore)
+      const b = Context.get(yield* Layer.build(pgStore()), CursorStore)
+      const ids = Array.from({ length: 400 }, (_, i) => `${runId}-order-${i}`)
+      for (let round = 1; round <= 10; round++) {
+        const forward = ids.map((id) => cursor(id, round * 2))
+        const backward = [...ids].reverse().map((id) => cursor(id, round * 2 + 1))
+        yield* Effect.all([a.saveAll(forward), b.saveAll(backward)], { concurrency: 2 })
+      }
+      expect(Option.getOrThrow(yield* a.load(ids[0]!)).seq).toBe(21)
+    }).pipe(Effect.scoped), 30_000)
 })
