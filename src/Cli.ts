@@ -169,6 +169,11 @@ const tail = Command.make("tail", {
     if (Option.isSome(args.maxEvents) && args.maxEvents.value < 1) {
       return yield* new UsageError({ message: "--max-events must be at least 1" })
     }
+    // fetch refuses a body on GET/HEAD; unchecked, that surfaces as a transport error
+    // retried until the budget runs out (exit 5), not as the usage mistake it is.
+    if (Option.isSome(args.data) && ["GET", "HEAD"].includes(args.method.toUpperCase())) {
+      return yield* new UsageError({ message: `--data needs a method that takes a body (e.g. --method POST), not ${args.method}` })
+    }
     if (Option.isSome(args.idleTimeout) && args.idleTimeout.value < 1) {
       return yield* new UsageError({ message: "--idle-timeout must be at least 1 second" })
     }

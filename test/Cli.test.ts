@@ -109,6 +109,9 @@ describe("sse-resume CLI (spawned)", () => {
   it.scopedLive("a malformed header is a usage error", () =>
     expectOneLineError(cli(["tail", "http://127.0.0.1:1/", "--header", "no-colon"]), ExitCode.usage, /--header/))
 
+  it.scopedLive("--data without a method that takes a body is a usage error, not a retried transport failure", () =>
+    expectOneLineError(cli(["tail", "http://127.0.0.1:1/", "--data", "{}"]), ExitCode.usage, /--data needs a method/))
+
   it.scopedLive("an unknown option is a usage error", () =>
     Effect.gen(function*() {
       const run = cli(["tail", "http://127.0.0.1:1/", "--no-such-option"])
