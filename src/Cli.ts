@@ -55,12 +55,27 @@ export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: num
   }
 }
 
-const writeStdout = (text: string): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    // Waiting for 'drain' is what makes a slow reader (a pipe) slow the stream.
-    if (process.stdout.write(text)) resume(Effect.void)
-    else process.stdout.once("drain", () => resume(Effect.void))
+/**
+ * Writes to stdout, waiting for 'drain' when its buffer is full: that is what makes
+ * a slow reader (a pipe) slow the stream. A reader that goes away (`| head`) stops
+ * the run the way Ctrl-C does: quietly, with the cursor stored.
+ */
+const stdoutWriter = (): ((text: string) => Effect.Effect<void>) => {
+  let closed = false
+  process.stdout.on("error", () => {
+    closed = true
+    process.stdout.emit("drain")
   })
+  return (text) =>
+    Effect.suspend(() =>
+      closed ? Effect.interrupt : Effect.async<void>((resume) => {
+        if (process.stdout.write(text)) return resume(Effect.void)
+        const onDrain = () => resume(closed ? Effect.interrupt : Effect.void)
+        process.stdout.once("drain", onDrain)
+        return Effect.sync(() => process.stdout.off("drain", onDrain))
+      })
+    )
+}
 
 const describeConnection = (status: SseClient.ConnectionStatus): string => {
   switch (status.state) {
@@ -190,7 +205,7 @@ const tail = Command.make("tail", {
       body: Option.getOrUndefined(args.data),
       maxEvents: Option.getOrUndefined(args.maxEvents),
       idleTimeout: Option.getOrUndefined(Option.map(args.idleTimeout, Duration.seconds)),
-      write: writeStdout,
+      write: stdoutWriter(),
       report
     })
     yield* report({ _tag: "Stopped", summary })

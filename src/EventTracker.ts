@@ -13,7 +13,7 @@ export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")
   readonly reason: string
 }> {}
 
-/** What `recordEvent` saw: a first sighting, a replay within the window, or an event without id. */
+/** What `recordEvent` saw: a first sighting, a replay within the window, or an event without (or with an empty) id. */
 export type RecordResult = "new" | "duplicate" | "no-id"
 
 export interface Options<E = never, R = never> {
@@ -169,7 +169,9 @@ class Tracker<E, R> implements EventTracker<E> {
   /** The synchronous part of recording one event: true when it is new. */
   step(event: SseEvent, counts: Counts): boolean {
     const id = event.id
-    if (id === undefined) return false
+    // An empty `id:` only resets the spec's last-event-id buffer: it names no event,
+    // so it can neither be de-duplicated nor be a cursor.
+    if (id === undefined || id === "") return false
     if (!this.admit(id)) {
       counts.duplicates++
       return false
@@ -225,7 +227,7 @@ class Tracker<E, R> implements EventTracker<E> {
     const counts = { fresh: 0, duplicates: 0 }
     const fresh = this.step(event, counts)
     publish(counts)
-    return fresh ? "new" : event.id === undefined ? "no-id" : "duplicate"
+    return fresh ? "new" : event.id === undefined || event.id === "" ? "no-id" : "duplicate"
   }
 
   record(event: SseEvent): Effect.Effect<RecordResult, E> {

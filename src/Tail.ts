@@ -137,8 +137,11 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body)
 
     const every = Duration.decode(options.reportEvery ?? "1 second")
+    const persistence = yield* PersistenceWorker.config.pipe(Effect.orDie)
     let lastDelivered = 0
     yield* counts.pipe(
+      // Touching the session keeps a quiet feed from being evicted as idle while it runs.
+      Effect.tap(() => Effect.flatMap(manager, (m) => m.get(options.session))),
       Effect.flatMap((c) => {
         const eventsPerSecond = (c.delivered - lastDelivered) / Duration.toSeconds(every)
         lastDelivered = c.delivered
@@ -175,19 +178,24 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
       Stream.runForEachChunk((chunk) => {
         let lines = ""
         for (const event of Chunk.toReadonlyArray(chunk)) lines += formatEvent(event) + "\n"
-        return Effect.uninterruptibleMask((restore) =>
-          restore(options.write(lines)).pipe(
-            Effect.zipRight(session.tracker.recordAll(chunk)),
-            Effect.tap(() => {
-              delivered += chunk.length
-            })
-          )
+        // Interruptible throughout: a stop between the write and the record costs
+        // a replay of this chunk next run, and a stalled store cannot hold the stop.
+        return options.write(lines).pipe(
+          Effect.tap(() => {
+            delivered += chunk.length
+          }),
+          Effect.zipRight(session.tracker.recordAll(chunk))
         )
       }),
       Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
       // Stopped by a signal: the cursor is still stored, and said so.
+      // Bounded like the worker's own drain, so a hung store cannot hold the exit.
       Effect.onInterrupt(() =>
         finish.pipe(
+          Effect.timeoutFail({
+            duration: persistence.shutdownTimeout,
+            onTimeout: () => storeError(`no answer within ${Duration.format(persistence.shutdownTimeout)}`)
+          }),
           Effect.flatMap((summary) => report({ _tag: "Stopped", summary })),
           Effect.catchAll((error) => Effect.logError("storing the cursor on stop failed", error))
         )

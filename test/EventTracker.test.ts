@@ -62,6 +62,7 @@ describe("EventTracker (the seed card's cases)", () => {
       expect(yield* tracker.recordEvent(withId("a"))).toBe("new")
       expect(yield* tracker.recordEvent(withId("a"))).toBe("duplicate")
       expect(yield* tracker.recordEvent(new SseEvent({ data: "no id" }))).toBe("no-id")
+      expect(yield* tracker.recordEvent(new SseEvent({ id: "", data: "empty id" }))).toBe("no-id")
       expect(yield* tracker.recordEvent(withId("b"))).toBe("new")
       expect(seen).toEqual(["a", "b"])
       expect(yield* tracker.lastEventId).toEqual(Option.some("b"))
