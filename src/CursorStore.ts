@@ -8,7 +8,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import { Context, Data, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
@@ -41,6 +41,12 @@ export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<Cu
 
 /** Where the embedded SQLite store lives unless told otherwise. */
 export const defaultSqliteFilename = "./.sse-resume/cursors.db"
+
+const RecentIds = Schema.parseJson(Schema.Array(Schema.String))
+
+/** A row whose window is not a JSON array of strings is a typed load error, not a defect. */
+const decodeRecentIds = (text: string | null) =>
+  text === null ? Effect.succeed(undefined) : Schema.decodeUnknown(RecentIds)(text)
 
 /** The newest cursor per session among `cursors`, so one statement never touches a row twice. */
 const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
@@ -107,14 +113,17 @@ export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> =
       load: (sessionId) =>
         sql<CursorRow>`SELECT session_id, last_event_id, seq, recent_ids, updated_at
           FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
-          Effect.map((rows) =>
-            rows.length === 0 ? Option.none() : Option.some<Cursor>({
-              sessionId: rows[0]!.session_id,
-              lastEventId: rows[0]!.last_event_id,
-              seq: Number(rows[0]!.seq),
-              recentIds: rows[0]!.recent_ids === null ? undefined : JSON.parse(rows[0]!.recent_ids),
-              updatedAt: Number(rows[0]!.updated_at)
-            })
+          Effect.flatMap((rows) =>
+            rows.length === 0
+              ? Effect.succeed(Option.none())
+              : Effect.map(decodeRecentIds(rows[0]!.recent_ids), (recentIds) =>
+                Option.some<Cursor>({
+                  sessionId: rows[0]!.session_id,
+                  lastEventId: rows[0]!.last_event_id,
+                  seq: Number(rows[0]!.seq),
+                  recentIds,
+                  updatedAt: Number(rows[0]!.updated_at)
+                }))
           ),
           Effect.mapError((cause) => new CursorStoreError({ operation: "load", cause }))
         ),

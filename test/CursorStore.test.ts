@@ -3,7 +3,10 @@ import { Context, Effect, Layer, Option } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
-import { notePgSkip, pgStore, pgUrl, runId, sqliteStore } from "./support/stores.js"
+import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { join } from "node:path"
 
 const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string>): Cursor => ({
   sessionId,
@@ -100,6 +103,21 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
 
 contract("memory", Cursors.layerMemory)
 contract("sqlite", sqliteStore)
+
+describe("CursorStore.layerSql on a damaged row", () => {
+  it.scoped("a window that is not a JSON array of strings is a typed load error", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-corrupt-"), "cursors.db")
+      const context = yield* Layer.build(Layer.provideMerge(Cursors.layerSql, SqliteClient.layer({ filename })))
+      const store = Context.get(context, CursorStore)
+      const sql = Context.get(context, SqlClient.SqlClient)
+      yield* store.saveAll([cursor("damaged", 3, ["e1", "e2", "e3"])])
+      yield* sql`UPDATE sse_resume_cursors SET recent_ids = ${"[\"e1\", 2"} WHERE session_id = ${"damaged"}`
+      const error = yield* Effect.flip(store.load("damaged"))
+      expect(error._tag).toBe("CursorStoreError")
+      expect(error.operation).toBe("load")
+    }))
+})
 
 notePgSkip("CursorStore")
 describe.skipIf(pgUrl === undefined)("postgres", () => {
