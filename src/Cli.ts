@@ -49,7 +49,7 @@ export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: num
     case "SseEventTooLarge":
       return { code: ExitCode.protocol, line }
     case "DemoServerError":
-      return { code: ExitCode.unreachable, line }
+      return { code: ExitCode.usage, line }
     default:
       return { code: ExitCode.failure, line }
   }
