@@ -297,3 +297,16 @@ export const make = <E = never, R = never>(
       new Tracker<E, R>(maxTracked, options.onNewEvent, options.onNewEventAsync, options.onCallbackDefect, context)
   )
 }
+
+/**
+ * A tracker with the same window and cursor as `tracker` but no callbacks. Give it
+ * to a client for de-duplication and record into `tracker` only after handling
+ * each chunk: then the callbacks (which persist the cursor) never run ahead of
+ * what was handled, and a crash or an early stop costs a replay, never an event.
+ */
+export const copy = <E>(tracker: EventTracker<E>): Effect.Effect<EventTracker> =>
+  Effect.flatMap(tracker.snapshot, (snapshot) => {
+    const twin = new Tracker<never, never>(tracker.maxTracked, undefined, undefined, undefined, Context.empty())
+    twin.reset(snapshot)
+    return Effect.succeed(twin)
+  })

@@ -2,8 +2,10 @@
  * Sessions whose progress outlives the process: `open` restores a session's
  * EventTracker from its stored cursor and wires the tracker's async callback to the
  * PersistenceWorker (the seed card's `create_event_tracker`), so every new event
- * moves the durable cursor forward. Hand `session.tracker` to `SseClient.stream`
- * and a restarted process resumes from the stored `Last-Event-ID`.
+ * moves the durable cursor forward. A restarted process resumes from the stored
+ * `Last-Event-ID`. Handing `session.tracker` to `SseClient.stream` commits each
+ * chunk as it is received; to commit only what was handled, give the client
+ * `EventTracker.copy(session.tracker)` and record handled chunks into the session.
  */
 import { Config as C, Context, Data, Duration, Effect, Layer, Option, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"

@@ -156,8 +156,7 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     // tracker (which persists) records a chunk only once its lines are written. So the
     // stored cursor never runs ahead of stdout: a kill or `--max-events` cutting a
     // chunk costs at most a replay on the next run, never a lost event.
-    const clientTracker = yield* EventTracker.make({ maxTracked: session.tracker.maxTracked }).pipe(Effect.orDie)
-    yield* clientTracker.restore(yield* session.tracker.snapshot)
+    const clientTracker = yield* EventTracker.copy(session.tracker)
     const fromEnv = yield* SseClient.config.pipe(Effect.orDie)
     const events = SseClient.stream(request, {
       ...fromEnv,

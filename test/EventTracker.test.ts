@@ -232,6 +232,22 @@ describe("EventTracker", () => {
     }))
 })
 
+describe("EventTracker.copy", () => {
+  it.effect("has the same window and cursor, no callbacks, and moves on its own", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const original = yield* EventTracker.make({ maxTracked: 3, onNewEvent: (id) => void seen.push(id) })
+      yield* original.recordAll(["1", "2", "3", "4"].map(withId))
+      const twin = yield* EventTracker.copy(original)
+      expect(yield* twin.snapshot).toEqual(yield* original.snapshot)
+      expect(twin.maxTracked).toBe(3)
+      expect((yield* twin.recordAll(["3", "4", "5"].map(withId))).map((e) => e.id)).toEqual(["5"])
+      expect(seen).toEqual(["1", "2", "3", "4"])
+      expect(yield* original.lastEventId).toEqual(Option.some("4"))
+      expect(yield* twin.lastEventId).toEqual(Option.some("5"))
+    }))
+})
+
 /** The window's definition, written the slow obvious way. */
 const expectedNewIds = (ids: ReadonlyArray<string>, maxTracked: number) => {
   const window: Array<string> = []

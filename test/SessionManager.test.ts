@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import { CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
+import * as EventTracker from "../src/EventTracker.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SseClient from "../src/SseClient.js"
@@ -151,7 +152,7 @@ describe("SessionManager", () => {
       }
     }))
 
-  it.scopedLive("SseClient.stream with a session's tracker: a restarted process resumes from the stored Last-Event-ID", () =>
+  it.scopedLive("SseClient.stream with a session, committing after handling: a restarted process resumes right after the stored Last-Event-ID", () =>
     Effect.gen(function*() {
       const seen: Array<string | undefined> = []
       const server = createServer((req, res) => {
@@ -159,7 +160,12 @@ describe("SessionManager", () => {
         seen.push(typeof last === "string" ? last : undefined)
         let next = typeof last === "string" ? Number(last) + 1 : 1
         res.writeHead(200, { "content-type": "text/event-stream" })
-        const timer = setInterval(() => res.write(`id: ${next}\ndata: ${next++}\n\n`), 1)
+        // Five events per write, so a stop at 25 can fall in the middle of a chunk.
+        const timer = setInterval(() => {
+          let batch = ""
+          for (let i = 0; i < 5; i++) batch += `id: ${next}\ndata: ${next++}\n\n`
+          res.write(batch)
+        }, 1)
         res.on("close", () => clearInterval(timer))
       })
       yield* Effect.acquireRelease(
@@ -172,11 +178,17 @@ describe("SessionManager", () => {
       const instance = Effect.gen(function*() {
         const sessions = yield* SessionManager.SessionManager
         const session = yield* sessions.open("resume")
-        const ids = yield* SseClient.stream(HttpClientRequest.get(url), { tracker: session.tracker }).pipe(
+        // Commit after handling: the client dedups on a copy, the session records what was handled.
+        const ids: Array<string | undefined> = []
+        yield* SseClient.stream(HttpClientRequest.get(url), { tracker: yield* EventTracker.copy(session.tracker) }).pipe(
           Stream.take(25),
-          Stream.runCollect
+          Stream.runForEachChunk((chunk) =>
+            Effect.sync(() => ids.push(...Chunk.toReadonlyArray(chunk).map((e) => e.id))).pipe(
+              Effect.zipRight(session.tracker.recordAll(chunk))
+            )
+          )
         )
-        return Chunk.toReadonlyArray(ids).map((e) => e.id)
+        return ids
       }).pipe(
         Effect.provide(SessionManager.layer().pipe(
           Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush })),
