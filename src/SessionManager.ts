@@ -7,7 +7,7 @@
  * chunk as it is received; to commit only what was handled, give the client
  * `EventTracker.copy(session.tracker)` and record handled chunks into the session.
  */
-import { Config as C, Context, Data, Duration, Effect, Layer, Option, type Scope } from "effect"
+import { Config as C, Context, Data, Duration, Effect, Fiber, Layer, Option, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import { CursorStore, type CursorStoreError } from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
@@ -150,9 +150,12 @@ export const make = (
         if (sessions.size + opening.size >= cfg.maxSessions) {
           return Effect.fail(new SessionLimitError({ sessionId, maxSessions: cfg.maxSessions }))
         }
+        // The load runs in its own fiber, so one opener giving up (interrupted) does
+        // not interrupt the others waiting on the same load.
         return Effect.flatMap(
-          Effect.cached(Effect.ensuring(load(sessionId), Effect.sync(() => opening.delete(sessionId)))),
-          (shared) => {
+          Effect.forkDaemon(Effect.ensuring(load(sessionId), Effect.sync(() => opening.delete(sessionId)))),
+          (fiber) => {
+            const shared = Fiber.join(fiber)
             opening.set(sessionId, shared)
             return shared
           }

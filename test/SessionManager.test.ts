@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Chunk, ConfigProvider, Context, Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import { Chunk, ConfigProvider, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
@@ -73,6 +73,24 @@ describe("SessionManager", () => {
       expect(a).toBe(b)
       expect(yield* sessions.open("same")).toBe(a)
       expect(yield* sessions.get("same")).toEqual(Option.some(a))
+      expect(yield* sessions.size).toBe(1)
+    }))
+
+  it.scoped("an opener that gives up does not interrupt others waiting on the same load", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const slowLoads = Layer.effect(
+        CursorStore,
+        Effect.map(CursorStore, (real) =>
+          CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
+      )
+      const { sessions } = yield* setup({}, Layer.provideMerge(slowLoads, Cursors.layerMemory))
+      const first = yield* Effect.fork(sessions.open("s"))
+      const second = yield* Effect.fork(sessions.open("s"))
+      yield* settle
+      yield* Fiber.interrupt(first)
+      yield* Deferred.succeed(gate, void 0)
+      expect((yield* Fiber.join(second)).sessionId).toBe("s")
       expect(yield* sessions.size).toBe(1)
     }))
 
