@@ -127,6 +127,8 @@ export interface Options<E = never, EH = never, RH = never> {
   readonly initialDelay?: Duration.DurationInput
   /** Cap of the default backoff; default 30 seconds. */
   readonly maxDelay?: Duration.DurationInput
+  /** Longest `Retry-After` honoured (a server asking for a day is not obeyed); default 10 minutes. */
+  readonly maxRetryAfter?: Duration.DurationInput
   /**
    * Replaces the default backoff (exponential from `initialDelay`, doubling, with
    * jitter, capped at `maxDelay`). Its delay is raised to the server's `retry:`
@@ -177,7 +179,7 @@ export const backoff = (options: {
   )
 }
 
-/** Options from the environment: SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, SSE_MAX_EVENT_BYTES, SSE_MAX_TRACKED, SSE_INITIAL_DELAY, SSE_MAX_DELAY. */
+/** Options from the environment: SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, SSE_MAX_EVENT_BYTES, SSE_MAX_TRACKED, SSE_INITIAL_DELAY, SSE_MAX_DELAY, SSE_MAX_RETRY_AFTER. */
 export const config: Config.Config<{
   readonly idleTimeout: Duration.Duration
   readonly maxAttempts: number
@@ -185,13 +187,15 @@ export const config: Config.Config<{
   readonly maxTracked: number
   readonly initialDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
+  readonly maxRetryAfter: Duration.Duration
 }> = Config.all({
   idleTimeout: Config.withDefault(Config.duration("SSE_IDLE_TIMEOUT"), Duration.seconds(60)),
   maxAttempts: Config.withDefault(Config.integer("SSE_MAX_ATTEMPTS"), 10),
   maxEventBytes: Config.withDefault(Config.integer("SSE_MAX_EVENT_BYTES"), Sse.defaultMaxEventBytes),
   maxTracked: Config.withDefault(Config.integer("SSE_MAX_TRACKED"), 10_000),
   initialDelay: Config.withDefault(Config.duration("SSE_INITIAL_DELAY"), Duration.millis(500)),
-  maxDelay: Config.withDefault(Config.duration("SSE_MAX_DELAY"), Duration.seconds(30))
+  maxDelay: Config.withDefault(Config.duration("SSE_MAX_DELAY"), Duration.seconds(30)),
+  maxRetryAfter: Config.withDefault(Config.duration("SSE_MAX_RETRY_AFTER"), Duration.minutes(10))
 })
 
 class IdleTimeout extends Data.TaggedError("IdleTimeout") {}
@@ -203,6 +207,17 @@ const parseRetryAfter = (value: string | undefined, now: number): Duration.Durat
   if (/^\d+$/.test(trimmed)) return Duration.seconds(Number(trimmed))
   const date = Date.parse(trimmed)
   return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+}
+
+/**
+ * Header values are byte strings. An id beyond ASCII goes out as its UTF-8 bytes,
+ * as browsers send it; fetch would otherwise refuse it (or send other bytes).
+ */
+const headerValue = (id: string): string => {
+  for (let i = 0; i < id.length; i++) {
+    if (id.charCodeAt(i) > 0x7f) return Buffer.from(id, "utf8").toString("latin1")
+  }
+  return id
 }
 
 const isEventStream = (contentType: string | undefined): boolean =>
@@ -241,6 +256,7 @@ export const stream = <E = never, EH = never, RH = never>(
     const idleMillis = Duration.toMillis(idleTimeout)
     const clock = yield* Effect.clock
     const maxAttempts = options.maxAttempts ?? 10
+    const maxRetryAfter = Duration.toMillis(options.maxRetryAfter ?? "10 minutes")
     const schedule = options.schedule ?? backoff(options)
     const url = request.url
     const onConnection = options.onConnection ?? (() => Effect.void)
@@ -314,7 +330,7 @@ export const stream = <E = never, EH = never, RH = never>(
       let req = request
       if (options.headers !== undefined) req = HttpClientRequest.setHeaders(req, yield* options.headers)
       req = HttpClientRequest.setHeaders(req, { accept: "text/event-stream", "cache-control": "no-store" })
-      if (state.lastEventId !== "") req = HttpClientRequest.setHeader(req, "last-event-id", state.lastEventId)
+      if (state.lastEventId !== "") req = HttpClientRequest.setHeader(req, "last-event-id", headerValue(state.lastEventId))
       const attempt = state.attempt
       yield* onConnection({
         state: "connecting",
@@ -430,7 +446,9 @@ export const stream = <E = never, EH = never, RH = never>(
         state.scheduleState = next
         let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
         if (state.serverRetry !== undefined) delay = Math.max(delay, state.serverRetry)
-        if (ended.retryAfter !== undefined) delay = Math.max(delay, Duration.toMillis(ended.retryAfter))
+        if (ended.retryAfter !== undefined) {
+          delay = Math.max(delay, Math.min(Duration.toMillis(ended.retryAfter), maxRetryAfter))
+        }
         reconnects.unsafeUpdate(1, noTags)
         yield* onConnection(
           ended.status === undefined

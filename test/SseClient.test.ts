@@ -39,6 +39,33 @@ describe("SseClient over loopback", () => {
       expect(server.requests[0]!.headers.accept).toBe("text/event-stream")
     }))
 
+  live("an id beyond ASCII is resumed with its UTF-8 bytes, as browsers send it", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make(async (_req, res, n) => {
+        if (n === 2) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        await SseServer.write(res, "id: café-☕-1\ndata: a\n\n")
+        res.end()
+      })
+      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), fast))
+      expect(events).toEqual(["café-☕-1"])
+      // node:http hands header bytes over as latin1; decoded as UTF-8 they are the id.
+      const sent = server.requests[1]!.headers["last-event-id"] as string
+      expect(Buffer.from(sent, "latin1").toString("utf8")).toBe("café-☕-1")
+    }))
+
+  live("a Retry-After longer than maxRetryAfter waits only maxRetryAfter", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 1) return void res.writeHead(429, { "retry-after": "86400" }).end()
+        res.writeHead(204).end()
+      })
+      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, maxRetryAfter: "200 millis" }))
+      const [first, second] = server.requests
+      expect(second!.at - first!.at).toBeGreaterThanOrEqual(190)
+      expect(second!.at - first!.at).toBeLessThan(5_000)
+    }))
+
   live("an empty id: clears the Last-Event-ID buffer", () =>
     Effect.gen(function*() {
       const server = yield* SseServer.make((_req, res, n) => {
