@@ -37,6 +37,7 @@ export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: num
   const line = `sse-resume: ${error.message ?? String(error)}`
   switch (error._tag) {
     case "UsageError":
+    case "InvalidConfig":
       return { code: ExitCode.usage, line }
     case "SseHttpError":
       return { code: ExitCode.http, line }

@@ -5,7 +5,7 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { HttpClientRequest } from "@effect/platform"
-import { Chunk, Data, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
+import { Chunk, ConfigError, Data, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
 import * as Backpressure from "./Backpressure.js"
 import * as CursorStore from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
@@ -68,7 +68,14 @@ export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
   }
 }
 
-export type TailError = SseClient.SseClientError | StoreUnavailable
+/** An SSE_* (or OTEL_*) environment variable has a value its option cannot take. */
+export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{ readonly cause: ConfigError.ConfigError }> {
+  override get message() {
+    return `invalid configuration: ${String(this.cause)}`
+  }
+}
+
+export type TailError = SseClient.SseClientError | StoreUnavailable | InvalidConfig
 
 const describeStore = (store: Store) =>
   store._tag === "sqlite" ? store.filename : store._tag === "pg" ? "PostgreSQL" : "memory"
@@ -89,7 +96,11 @@ export const layer = (store: Store) =>
   SessionManager.layerConfig.pipe(
     Layer.provideMerge(PersistenceWorker.layerConfig),
     Layer.provideMerge(storeLayer(store)),
-    Layer.mapError((cause) => new StoreUnavailable({ store: describeStore(store), cause }))
+    Layer.mapError((cause) =>
+      ConfigError.isConfigError(cause)
+        ? new InvalidConfig({ cause })
+        : new StoreUnavailable({ store: describeStore(store), cause })
+    )
   )
 
 const counterNow = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (s) => s.count)
@@ -137,7 +148,8 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body)
 
     const every = Duration.decode(options.reportEvery ?? "1 second")
-    const persistence = yield* PersistenceWorker.config.pipe(Effect.orDie)
+    const invalid = (cause: ConfigError.ConfigError) => new InvalidConfig({ cause })
+    const persistence = yield* PersistenceWorker.config.pipe(Effect.mapError(invalid))
     let lastDelivered = 0
     yield* counts.pipe(
       // Touching the session keeps a quiet feed from being evicted as idle while it runs.
@@ -157,7 +169,7 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     // stored cursor never runs ahead of stdout: a kill or `--max-events` cutting a
     // chunk costs at most a replay on the next run, never a lost event.
     const clientTracker = yield* EventTracker.copy(session.tracker)
-    const fromEnv = yield* SseClient.config.pipe(Effect.orDie)
+    const fromEnv = yield* SseClient.config.pipe(Effect.mapError(invalid))
     const events = SseClient.stream(request, {
       ...fromEnv,
       ...options.client,

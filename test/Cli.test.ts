@@ -112,6 +112,15 @@ describe("sse-resume CLI (spawned)", () => {
   it.scopedLive("--data without a method that takes a body is a usage error, not a retried transport failure", () =>
     expectOneLineError(cli(["tail", "http://127.0.0.1:1/", "--data", "{}"]), ExitCode.usage, /--data needs a method/))
 
+  it.scopedLive("an invalid SSE_* environment value is a usage error", () =>
+    expectOneLineError(
+      cli(["tail", "http://127.0.0.1:1/events", "--store", join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")], {
+        SSE_BATCH_SIZE: "0"
+      }),
+      ExitCode.usage,
+      /invalid configuration: .*SSE_BATCH_SIZE/
+    ))
+
   it.scopedLive("an unknown option is a usage error", () =>
     Effect.gen(function*() {
       const run = cli(["tail", "http://127.0.0.1:1/", "--no-such-option"])
