@@ -61,6 +61,11 @@ export const config: C.Config<Config> = C.all({
 export class SessionManager extends Context.Tag("effect-sse-resume/SessionManager")<SessionManager, {
   /** The open session, or one restored from its stored cursor (a fresh one if none). */
   readonly open: (sessionId: string) => Effect.Effect<Session, SessionLimitError | CursorStoreError>
+  /**
+   * `open`, and the session is not evicted as idle until the scope closes: for a
+   * stream that may go quiet for longer than `idleTtl` while it still runs.
+   */
+  readonly hold: (sessionId: string) => Effect.Effect<Session, SessionLimitError | CursorStoreError, Scope.Scope>
   /** The session if it is open. */
   readonly get: (sessionId: string) => Effect.Effect<Option.Option<Session>>
   /** Writes the session's cursor now and forgets the session; a no-op if it is not open. */
@@ -76,6 +81,8 @@ export class SessionManager extends Context.Tag("effect-sse-resume/SessionManage
 class State {
   lastActive: number
   lastEventId: string | undefined
+  /** Scopes holding the session open; a held session is never evicted. */
+  holds = 0
   constructor(
     readonly session: Session,
     public seq: number,
@@ -196,7 +203,9 @@ export const make = (
     const evictIdle = Effect.suspend(() => {
       const cutoff = clock.unsafeCurrentTimeMillis() - idleMillis
       const idle: Array<string> = []
-      for (const [sessionId, state] of sessions) if (state.lastActive <= cutoff) idle.push(sessionId)
+      for (const [sessionId, state] of sessions) {
+        if (state.holds === 0 && state.lastActive <= cutoff) idle.push(sessionId)
+      }
       return Effect.forEach(idle, (sessionId) =>
         close(sessionId).pipe(
           Effect.catchAll((error) =>
@@ -210,8 +219,28 @@ export const make = (
     // Sweeping at a quarter of the TTL evicts a session at most 1.25 × idleTtl after its last event.
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.toMillis(cfg.idleTtl) / 4), evictIdle)))
 
+    const hold = (sessionId: string) =>
+      Effect.map(
+        Effect.acquireRelease(
+          Effect.map(open(sessionId), (session) => {
+            const state = sessions.get(sessionId)
+            if (state?.session !== session) return { session, state: undefined }
+            state.holds++
+            return { session, state }
+          }),
+          ({ state }) =>
+            Effect.sync(() => {
+              if (state === undefined) return
+              state.holds--
+              state.lastActive = clock.unsafeCurrentTimeMillis()
+            })
+        ),
+        ({ session }) => session
+      )
+
     return SessionManager.of({
       open,
+      hold,
       get: (sessionId) =>
         Effect.sync(() => {
           const state = sessions.get(sessionId)

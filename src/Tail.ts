@@ -139,7 +139,8 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
       )
     })
 
-    const session = yield* Effect.flatMap(manager, (m) => m.open(options.session)).pipe(Effect.mapError(storeError))
+    // Held, so a feed that goes quiet for longer than the idle TTL is not evicted under us.
+    const session = yield* Effect.flatMap(manager, (m) => m.hold(options.session)).pipe(Effect.mapError(storeError))
     const resumedFrom = yield* session.tracker.lastEventId
     yield* report({ _tag: "Resuming", lastEventId: resumedFrom })
 
@@ -152,8 +153,6 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     const persistence = yield* PersistenceWorker.config.pipe(Effect.mapError(invalid))
     let lastDelivered = 0
     yield* counts.pipe(
-      // Touching the session keeps a quiet feed from being evicted as idle while it runs.
-      Effect.tap(() => Effect.flatMap(manager, (m) => m.get(options.session))),
       Effect.flatMap((c) => {
         const eventsPerSecond = (c.delivered - lastDelivered) / Duration.toSeconds(every)
         lastDelivered = c.delivered

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Chunk, ConfigProvider, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import { Chunk, ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Scope, Layer, Option, Stream, TestClock } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
@@ -146,6 +146,20 @@ describe("SessionManager", () => {
       yield* settle
       expect(yield* sessions.get("stuck")).toEqual(Option.none())
       expect((yield* stored("stuck"))?.seq).toBe(2)
+    }))
+
+  it.scoped("a held session is not evicted while quiet, and becomes evictable when released", () =>
+    Effect.gen(function*() {
+      const { sessions } = yield* setup({ idleTtl: Duration.seconds(60) })
+      const scope = yield* Scope.make()
+      yield* sessions.hold("quiet").pipe(Scope.extend(scope))
+      yield* TestClock.adjust(Duration.minutes(10))
+      yield* settle
+      expect(Option.isSome(yield* sessions.get("quiet"))).toBe(true)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust(Duration.seconds(90))
+      yield* settle
+      expect(yield* sessions.get("quiet")).toEqual(Option.none())
     }))
 
   it.scoped("a store that fails for a while loses no session's newest cursor", () =>
