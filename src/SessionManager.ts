@@ -189,12 +189,15 @@ export const make = (
         }))
       })
 
-    const close = (sessionId: string): Effect.Effect<void, CursorStoreError> =>
+    const close = (
+      sessionId: string,
+      stillEvictable: (state: State) => boolean = () => true
+    ): Effect.Effect<void, CursorStoreError> =>
       Effect.suspend(() => {
         const state = sessions.get(sessionId)
         if (state === undefined) return Effect.void
         return Effect.tap(flush(state), () => {
-          if (sessions.get(sessionId) === state) sessions.delete(sessionId)
+          if (sessions.get(sessionId) === state && stillEvictable(state)) sessions.delete(sessionId)
         })
       })
 
@@ -206,8 +209,10 @@ export const make = (
       for (const [sessionId, state] of sessions) {
         if (state.holds === 0 && state.lastActive <= cutoff) idle.push(sessionId)
       }
+      // Checked again after the flush: a session held or used while it ran stays open.
+      const stillIdle = (state: State) => state.holds === 0 && state.lastActive <= cutoff
       return Effect.forEach(idle, (sessionId) =>
-        close(sessionId).pipe(
+        close(sessionId, stillIdle).pipe(
           Effect.catchAll((error) =>
             Effect.logWarning("SessionManager: flush before eviction failed; session kept", error).pipe(
               Effect.annotateLogs({ sessionId })
@@ -248,7 +253,7 @@ export const make = (
           state.lastActive = clock.unsafeCurrentTimeMillis()
           return Option.some(state.session)
         }),
-      close,
+      close: (sessionId) => close(sessionId),
       size: Effect.sync(() => sessions.size)
     })
   })

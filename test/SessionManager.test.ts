@@ -162,6 +162,26 @@ describe("SessionManager", () => {
       expect(yield* sessions.get("quiet")).toEqual(Option.none())
     }))
 
+  it.scoped("a session held while its eviction flush is in flight stays open", () =>
+    Effect.gen(function*() {
+      const { f, sessions } = yield* setup({ idleTtl: Duration.seconds(60) })
+      const session = yield* sessions.open("racy")
+      yield* session.tracker.recordAll(events(1, 2))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      // The sweep picks the idle session and its flush stalls; a hold arrives meanwhile.
+      f.stall = yield* Deferred.make<void>()
+      yield* TestClock.adjust(Duration.seconds(90))
+      yield* settle
+      const scope = yield* Scope.make()
+      expect(yield* sessions.hold("racy").pipe(Scope.extend(scope))).toBe(session)
+      yield* Deferred.succeed(f.stall, void 0)
+      f.stall = undefined
+      yield* settle
+      expect(yield* sessions.get("racy")).toEqual(Option.some(session))
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.scoped("a store that fails for a while loses no session's newest cursor", () =>
     Effect.gen(function*() {
       const { f, sessions, stored } = yield* setup()
