@@ -200,8 +200,10 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
       Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
       // Stopped by a signal: the cursor is still stored, and said so.
       // Bounded like the worker's own drain, so a hung store cannot hold the exit.
+      // Finalizers run uninterruptibly: without `interruptible` the timeout could not cut finish.
       Effect.onInterrupt(() =>
         finish.pipe(
+          Effect.interruptible,
           Effect.timeoutFail({
             duration: persistence.shutdownTimeout,
             onTimeout: () => storeError(`no answer within ${Duration.format(persistence.shutdownTimeout)}`)
