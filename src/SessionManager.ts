@@ -224,24 +224,27 @@ export const make = (
     // Sweeping at a quarter of the TTL evicts a session at most 1.25 × idleTtl after its last event.
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.toMillis(cfg.idleTtl) / 4), evictIdle)))
 
+    // The open stays outside acquireRelease, whose acquire is uninterruptible: a stop
+    // must not wait for a stalled load. Taking the hold itself is one synchronous step.
     const hold = (sessionId: string) =>
-      Effect.map(
-        Effect.acquireRelease(
-          Effect.map(open(sessionId), (session) => {
-            const state = sessions.get(sessionId)
-            if (state?.session !== session) return { session, state: undefined }
-            state.holds++
-            return { session, state }
-          }),
-          ({ state }) =>
+      Effect.flatMap(open(sessionId), (session) =>
+        Effect.as(
+          Effect.acquireRelease(
             Effect.sync(() => {
-              if (state === undefined) return
-              state.holds--
-              state.lastActive = clock.unsafeCurrentTimeMillis()
-            })
-        ),
-        ({ session }) => session
-      )
+              const state = sessions.get(sessionId)
+              if (state?.session !== session) return undefined
+              state.holds++
+              return state
+            }),
+            (state) =>
+              Effect.sync(() => {
+                if (state === undefined) return
+                state.holds--
+                state.lastActive = clock.unsafeCurrentTimeMillis()
+              })
+          ),
+          session
+        ))
 
     return SessionManager.of({
       open,

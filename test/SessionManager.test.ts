@@ -94,6 +94,24 @@ describe("SessionManager", () => {
       expect(yield* sessions.size).toBe(1)
     }))
 
+  it.scoped("hold waiting on a stalled load can be interrupted", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const slowLoads = Layer.effect(
+        CursorStore,
+        Effect.map(CursorStore, (real) =>
+          CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
+      )
+      const { sessions } = yield* setup({}, Layer.provideMerge(slowLoads, Cursors.layerMemory))
+      const holder = yield* Effect.fork(Effect.scoped(sessions.hold("s")))
+      yield* settle
+      const interrupting = yield* Effect.fork(Fiber.interrupt(holder))
+      yield* settle
+      const done = Option.isSome(yield* Fiber.poll(interrupting))
+      yield* Deferred.succeed(gate, void 0)
+      expect(done).toBe(true)
+    }))
+
   it.scoped("past maxSessions, open fails with SessionLimitError", () =>
     Effect.gen(function*() {
       const { sessions } = yield* setup({ maxSessions: 2 })
