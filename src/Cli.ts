@@ -235,5 +235,9 @@ export const command = Command.make("sse-resume").pipe(Command.withSubcommands([
 /** The CLI's program for `argv` (as `process.argv`), with everything it needs but the platform. */
 export const main = (argv: ReadonlyArray<string>) =>
   Command.run(command, { name: "sse-resume", version: "0.1.0" })(argv).pipe(
-    Effect.provide(Layer.merge(FetchHttpClient.layer, Layer.orDie(Telemetry.layer)))
+    // A bad SSE_TELEMETRY / SSE_METRIC_INTERVAL is a usage error (exit 2) like any SSE_* value.
+    Effect.provide(Layer.merge(
+      FetchHttpClient.layer,
+      Layer.mapError(Telemetry.layer, (cause) => new Tail.InvalidConfig({ cause }))
+    ))
   )

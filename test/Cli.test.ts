@@ -121,6 +121,13 @@ describe("sse-resume CLI (spawned)", () => {
       /invalid configuration: .*SSE_BATCH_SIZE/
     ))
 
+  it.scopedLive("an invalid telemetry setting is a usage error too, not an internal one", () =>
+    expectOneLineError(
+      cli(["tail", "http://127.0.0.1:1/events"], { SSE_TELEMETRY: "bogus" }),
+      ExitCode.usage,
+      /invalid configuration: .*SSE_TELEMETRY/
+    ))
+
   it.scopedLive("an unknown option is a usage error", () =>
     Effect.gen(function*() {
       const run = cli(["tail", "http://127.0.0.1:1/", "--no-such-option"])
