@@ -179,6 +179,10 @@ export const backoff = (options: {
   )
 }
 
+// A zero or negative value would spin (idle timeout), give up at once or refuse every event.
+const positiveInt = (name: string, fallback: number) =>
+  Config.withDefault(Config.validate(Config.integer(name), { message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }), fallback)
+
 /** Options from the environment: SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, SSE_MAX_EVENT_BYTES, SSE_MAX_TRACKED, SSE_INITIAL_DELAY, SSE_MAX_DELAY, SSE_MAX_RETRY_AFTER. */
 export const config: Config.Config<{
   readonly idleTimeout: Duration.Duration
@@ -189,10 +193,16 @@ export const config: Config.Config<{
   readonly maxDelay: Duration.Duration
   readonly maxRetryAfter: Duration.Duration
 }> = Config.all({
-  idleTimeout: Config.withDefault(Config.duration("SSE_IDLE_TIMEOUT"), Duration.seconds(60)),
-  maxAttempts: Config.withDefault(Config.integer("SSE_MAX_ATTEMPTS"), 10),
-  maxEventBytes: Config.withDefault(Config.integer("SSE_MAX_EVENT_BYTES"), Sse.defaultMaxEventBytes),
-  maxTracked: Config.withDefault(Config.integer("SSE_MAX_TRACKED"), 10_000),
+  idleTimeout: Config.withDefault(
+    Config.validate(Config.duration("SSE_IDLE_TIMEOUT"), {
+      message: "must be longer than zero",
+      validation: (d) => Duration.toMillis(d) > 0
+    }),
+    Duration.seconds(60)
+  ),
+  maxAttempts: positiveInt("SSE_MAX_ATTEMPTS", 10),
+  maxEventBytes: positiveInt("SSE_MAX_EVENT_BYTES", Sse.defaultMaxEventBytes),
+  maxTracked: positiveInt("SSE_MAX_TRACKED", 10_000),
   initialDelay: Config.withDefault(Config.duration("SSE_INITIAL_DELAY"), Duration.millis(500)),
   maxDelay: Config.withDefault(Config.duration("SSE_MAX_DELAY"), Duration.seconds(30)),
   maxRetryAfter: Config.withDefault(Config.duration("SSE_MAX_RETRY_AFTER"), Duration.minutes(10))

@@ -357,5 +357,9 @@ describe("SseClient.config", () => {
       )
       expect(Duration.toMillis(fromEnv.idleTimeout)).toBe(15_000)
       expect(fromEnv.maxAttempts).toBe(3)
+      for (const [name, value] of [["SSE_IDLE_TIMEOUT", "0 seconds"], ["SSE_MAX_ATTEMPTS", "0"], ["SSE_MAX_EVENT_BYTES", "-1"], ["SSE_MAX_TRACKED", "0"]]) {
+        const invalid = yield* Effect.withConfigProvider(SseClient.config, ConfigProvider.fromMap(new Map([[name!, value!]]))).pipe(Effect.either)
+        expect(Either.isLeft(invalid), name).toBe(true)
+      }
     }))
 })
