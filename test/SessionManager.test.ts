@@ -44,6 +44,17 @@ const setup = (
     }
   })
 
+/** A memory store whose loads wait for `gate`: a stalled read. */
+const gatedLoads = (gate: Deferred.Deferred<void>) =>
+  Layer.provideMerge(
+    Layer.effect(
+      CursorStore,
+      Effect.map(CursorStore, (real) =>
+        CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
+    ),
+    Cursors.layerMemory
+  )
+
 describe("SessionManager", () => {
   it.scoped("open restores the tracker from the stored cursor and persists new events", () =>
     Effect.gen(function*() {
@@ -79,12 +90,7 @@ describe("SessionManager", () => {
   it.scoped("an opener that gives up does not interrupt others waiting on the same load", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const slowLoads = Layer.effect(
-        CursorStore,
-        Effect.map(CursorStore, (real) =>
-          CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
-      )
-      const { sessions } = yield* setup({}, Layer.provideMerge(slowLoads, Cursors.layerMemory))
+      const { sessions } = yield* setup({}, gatedLoads(gate))
       const first = yield* Effect.fork(sessions.open("s"))
       const second = yield* Effect.fork(sessions.open("s"))
       yield* settle
@@ -97,12 +103,7 @@ describe("SessionManager", () => {
   it.scoped("hold waiting on a stalled load can be interrupted", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const slowLoads = Layer.effect(
-        CursorStore,
-        Effect.map(CursorStore, (real) =>
-          CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
-      )
-      const { sessions } = yield* setup({}, Layer.provideMerge(slowLoads, Cursors.layerMemory))
+      const { sessions } = yield* setup({}, gatedLoads(gate))
       const holder = yield* Effect.fork(Effect.scoped(sessions.hold("s")))
       yield* settle
       const interrupting = yield* Effect.fork(Fiber.interrupt(holder))
