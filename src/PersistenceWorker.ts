@@ -25,6 +25,7 @@ import {
 import type { ConfigError } from "effect/ConfigError"
 import * as Backpressure from "./Backpressure.js"
 import { type Cursor, CursorStore } from "./CursorStore.js"
+import { positiveInt } from "./Settings.js"
 
 /** One new event of a session, on its way to the store. */
 export interface PersistenceRequest {
@@ -77,12 +78,6 @@ export const defaults: Config = {
   retryBase: Duration.millis(100),
   shutdownTimeout: Duration.seconds(5)
 }
-
-const positiveInt = (name: string, fallback: number) =>
-  C.integer(name).pipe(
-    C.validate({ message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }),
-    C.withDefault(fallback)
-  )
 
 /** The worker's options from the environment, each with its default. */
 export const config: C.Config<Config> = C.all({

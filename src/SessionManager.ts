@@ -12,6 +12,7 @@ import type { ConfigError } from "effect/ConfigError"
 import { CursorStore, type CursorStoreError } from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
+import { positiveInt } from "./Settings.js"
 
 /** `open` was asked for one session more than `maxSessions`. */
 export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
@@ -44,12 +45,6 @@ export const defaults: Config = {
   idleTtl: Duration.minutes(30),
   maxTracked: 100
 }
-
-const positiveInt = (name: string, fallback: number) =>
-  C.integer(name).pipe(
-    C.validate({ message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }),
-    C.withDefault(fallback)
-  )
 
 /** The manager's options from the environment, each with its default. */
 export const config: C.Config<Config> = C.all({

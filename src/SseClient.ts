@@ -38,6 +38,7 @@ import {
 import * as EventTracker from "./EventTracker.js"
 import * as Sse from "./Sse.js"
 import type { SseEvent } from "./SseEvent.js"
+import { positiveInt } from "./Settings.js"
 
 /** The server answered with a status that retrying will not fix. */
 export class SseHttpError extends Data.TaggedError("SseHttpError")<{
@@ -178,10 +179,6 @@ export const backoff = (options: {
     Schedule.modifyDelay((delay) => Duration.min(delay, cap))
   )
 }
-
-// A zero or negative value would spin (idle timeout), give up at once or refuse every event.
-const positiveInt = (name: string, fallback: number) =>
-  Config.withDefault(Config.validate(Config.integer(name), { message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }), fallback)
 
 /** Options from the environment: SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, SSE_MAX_EVENT_BYTES, SSE_MAX_TRACKED, SSE_INITIAL_DELAY, SSE_MAX_DELAY, SSE_MAX_RETRY_AFTER. */
 export const config: Config.Config<{
