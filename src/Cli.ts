@@ -5,6 +5,7 @@
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
+import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Data, Duration, Effect, Exit, Layer, Option } from "effect"
 import * as CursorStore from "./CursorStore.js"
 import * as DemoServer from "./DemoServer.js"
@@ -55,6 +56,17 @@ export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: num
       return { code: ExitCode.failure, line }
   }
 }
+
+/** Runs a program as a process: the documented exit code, and one line on failure. */
+export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      const { code, line } = outcome(exit)
+      if (line !== undefined) process.stderr.write(`${line}\n`)
+      onExit(code)
+    }
+  })
 
 /**
  * Writes to stdout, waiting for 'drain' when its buffer is full: that is what makes

@@ -41,7 +41,7 @@ export interface DemoServer {
 }
 
 /** The event numbered `n` (from 1), the same on every run. */
-export const eventNumber = (n: number): SseEvent =>
+const eventNumber = (n: number): SseEvent =>
   new SseEvent({ id: String(n), event: "tick", data: JSON.stringify({ n }) }, true)
 
 /** Starts the server in the current scope; closing the scope stops it. */

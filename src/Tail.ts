@@ -106,7 +106,7 @@ export const layer = (store: Store) =>
 const counterNow = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (s) => s.count)
 
 /** One JSON object per event, one per line: easy to read, grep and pipe into jq. */
-export const formatEvent = (event: SseEvent): string =>
+const formatEvent = (event: SseEvent): string =>
   JSON.stringify(event.retry === undefined
     ? { id: event.id ?? null, event: event.event, data: event.data }
     : { id: event.id ?? null, event: event.event, data: event.data, retry: event.retry })

@@ -4,7 +4,6 @@
  * SQLite under ./.sse-resume/; run it again and it resumes after the stored cursor.
  */
 import { FetchHttpClient } from "@effect/platform"
-import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Option } from "effect"
 import { appendFileSync, mkdirSync } from "node:fs"
 import * as Cli from "../Cli.js"
@@ -62,11 +61,4 @@ const program = Effect.gen(function*() {
   if (!exactlyOnce) return yield* Effect.dieMessage("events were lost or repeated")
 }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
 
-NodeRuntime.runMain(program, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    const { code, line } = Cli.outcome(exit)
-    if (line !== undefined) process.stderr.write(`${line}\n`)
-    onExit(code)
-  }
-})
+Cli.runMain(program)
