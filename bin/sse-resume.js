@@ -4,11 +4,11 @@
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
-const source = new URL("../src/bin/sse-resume.ts", import.meta.url)
+const source = new URL("../src/cli/main.ts", import.meta.url)
 if (existsSync(fileURLToPath(source))) {
   const { register } = await import("tsx/esm/api")
   register()
   await import(source.href)
 } else {
-  await import(new URL("../dist/bin/sse-resume.js", import.meta.url).href)
+  await import(new URL("../dist/cli/main.js", import.meta.url).href)
 }

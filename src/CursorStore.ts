@@ -3,15 +3,15 @@
  * how many new events it had seen then (`seq`); because `seq` only rises, a store
  * can refuse any save that would move a cursor backwards, which is what makes late
  * retries and several instances writing the same session harmless.
+ *
+ * This module holds the contract, the in-memory store and the store on any
+ * `@effect/sql` client; the engines have their own entry points
+ * (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), so importing the library
+ * loads no database driver.
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Context, Data, Effect, Layer, Option, Redacted, Schema } from "effect"
-import type { ConfigError } from "effect/ConfigError"
-import { mkdirSync } from "node:fs"
-import { dirname } from "node:path"
+import { Context, Data, Effect, Layer, Option, Schema } from "effect"
 
 export class CursorStoreError extends Data.TaggedError("CursorStoreError")<{
   readonly operation: "open" | "load" | "save" | "remove"
@@ -38,9 +38,6 @@ export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<Cu
   /** Forgets a session's cursor. */
   readonly remove: (sessionId: string) => Effect.Effect<void, CursorStoreError>
 }>() {}
-
-/** Where the embedded SQLite store lives unless told otherwise. */
-export const defaultSqliteFilename = "./.sse-resume/cursors.db"
 
 const RecentIds = Schema.parseJson(Schema.Array(Schema.String))
 
@@ -161,21 +158,3 @@ export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> =
     })
   })
 )
-
-/** The embedded default: a SQLite file (WAL mode), its directory created if missing. */
-export const layerSqlite = (
-  filename: string = defaultSqliteFilename
-): Layer.Layer<CursorStore, SqlError | ConfigError | CursorStoreError> =>
-  Layer.provide(
-    layerSql,
-    Layer.unwrapEffect(
-      Effect.try({
-        try: () => mkdirSync(dirname(filename), { recursive: true }),
-        catch: (cause) => new CursorStoreError({ operation: "open", cause })
-      }).pipe(Effect.as(SqliteClient.layer({ filename })))
-    )
-  )
-
-/** The shared store for several instances: a PostgreSQL database. */
-export const layerPg = (url: string | Redacted.Redacted): Layer.Layer<CursorStore, SqlError> =>
-  Layer.provide(layerSql, PgClient.layer({ url: typeof url === "string" ? Redacted.make(url) : url }))

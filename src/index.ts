@@ -1,8 +1,12 @@
-export * as Backpressure from "./Backpressure.js"
-export * as EventTracker from "./EventTracker.js"
+// The data path, in order: bytes → Sse → SseClient → EventTracker → callbacks
+// (Backpressure) → PersistenceWorker → CursorStore, with SessionManager tying a
+// session's tracker to its stored cursor. The store engines are separate entry
+// points (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), as is Telemetry.
 export { SseEvent } from "./SseEvent.js"
 export * as Sse from "./Sse.js"
 export * as SseClient from "./SseClient.js"
-export * as CursorStore from "./CursorStore.js"
+export * as EventTracker from "./EventTracker.js"
+export * as Backpressure from "./Backpressure.js"
 export * as PersistenceWorker from "./PersistenceWorker.js"
+export * as CursorStore from "./CursorStore.js"
 export * as SessionManager from "./SessionManager.js"

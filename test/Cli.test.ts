@@ -6,8 +6,8 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ExitCode } from "../src/Cli.js"
-import * as DemoServer from "../src/DemoServer.js"
+import { ExitCode } from "../src/cli/Cli.js"
+import * as DemoServer from "../src/cli/DemoServer.js"
 
 const bin = join(import.meta.dirname, "..", "bin", "sse-resume.js")
 

@@ -5,7 +5,7 @@ import { AggregationTemporality, MetricReader, type ResourceMetrics } from "@ope
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import * as CursorStore from "../src/CursorStore.js"
-import * as DemoServer from "../src/DemoServer.js"
+import * as DemoServer from "../src/cli/DemoServer.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SseClient from "../src/SseClient.js"

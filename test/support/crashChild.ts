@@ -12,7 +12,7 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import { writeSync } from "node:fs"
-import * as CursorStore from "../../src/CursorStore.js"
+import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
 import * as PersistenceWorker from "../../src/PersistenceWorker.js"
 import * as SessionManager from "../../src/SessionManager.js"
 import { SseEvent } from "../../src/SseEvent.js"
@@ -45,7 +45,7 @@ const program = Effect.gen(function*() {
 
 const layer = SessionManager.layer().pipe(
   Layer.provideMerge(PersistenceWorker.layer({ flushInterval: Duration.millis(20) })),
-  Layer.provideMerge(CursorStore.layerSqlite(db))
+  Layer.provideMerge(SqliteCursorStore.layer(db))
 )
 
 Effect.runPromise(program.pipe(Effect.provide(layer))).then(

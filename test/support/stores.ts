@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { CursorStore } from "../../src/CursorStore.js"
-import * as Cursors from "../../src/CursorStore.js"
+import * as PgCursorStore from "../../src/PgCursorStore.js"
+import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
 import { Effect, Layer } from "effect"
 
 export const pgUrl = process.env.PG_URL
@@ -21,10 +22,10 @@ export const tempDir = (prefix: string) =>
   )
 
 export const sqliteStore: Layer.Layer<CursorStore, unknown> = Layer.unwrapScoped(
-  Effect.map(tempDir("sse-cursors-"), (dir) => Cursors.layerSqlite(join(dir, "nested", "cursors.db")))
+  Effect.map(tempDir("sse-cursors-"), (dir) => SqliteCursorStore.layer(join(dir, "nested", "cursors.db")))
 )
 
-export const pgStore = (): Layer.Layer<CursorStore, unknown> => Cursors.layerPg(pgUrl!)
+export const pgStore = (): Layer.Layer<CursorStore, unknown> => PgCursorStore.layer(pgUrl!)
 
 /** Session ids unique to this run, so suites sharing one database never see each other's rows. */
 export const runId = `${process.pid}-${Date.now().toString(36)}`

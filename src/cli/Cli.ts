@@ -7,11 +7,11 @@ import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Data, Duration, Effect, Exit, Layer, Option } from "effect"
-import * as CursorStore from "./CursorStore.js"
+import * as SqliteCursorStore from "../SqliteCursorStore.js"
 import * as DemoServer from "./DemoServer.js"
-import type * as SseClient from "./SseClient.js"
+import type * as SseClient from "../SseClient.js"
 import * as Tail from "./Tail.js"
-import * as Telemetry from "./Telemetry.js"
+import * as Telemetry from "../Telemetry.js"
 
 /** Exit codes, as the README documents them. */
 export const ExitCode = {
@@ -174,7 +174,7 @@ const tail = Command.make("tail", {
     Options.withDescription("Session name: the key of the stored cursor")
   ),
   store: Options.text("store").pipe(
-    Options.withDefault(CursorStore.defaultSqliteFilename),
+    Options.withDefault(SqliteCursorStore.defaultFilename),
     Options.withDescription("SQLite file holding cursors")
   ),
   pg: Options.text("pg").pipe(Options.optional, Options.withDescription("PostgreSQL URL: store cursors there instead")),

@@ -6,13 +6,15 @@
 import type { HttpClient } from "@effect/platform"
 import { HttpClientRequest } from "@effect/platform"
 import { Chunk, ConfigError, Data, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
-import * as Backpressure from "./Backpressure.js"
-import * as CursorStore from "./CursorStore.js"
-import * as EventTracker from "./EventTracker.js"
-import * as PersistenceWorker from "./PersistenceWorker.js"
-import * as SessionManager from "./SessionManager.js"
-import * as SseClient from "./SseClient.js"
-import type { SseEvent } from "./SseEvent.js"
+import * as Backpressure from "../Backpressure.js"
+import * as CursorStore from "../CursorStore.js"
+import * as PgCursorStore from "../PgCursorStore.js"
+import * as SqliteCursorStore from "../SqliteCursorStore.js"
+import * as EventTracker from "../EventTracker.js"
+import * as PersistenceWorker from "../PersistenceWorker.js"
+import * as SessionManager from "../SessionManager.js"
+import * as SseClient from "../SseClient.js"
+import type { SseEvent } from "../SseEvent.js"
 
 export type Store =
   | { readonly _tag: "sqlite"; readonly filename: string }
@@ -83,9 +85,9 @@ const describeStore = (store: Store) =>
 const storeLayer = (store: Store) => {
   switch (store._tag) {
     case "sqlite":
-      return CursorStore.layerSqlite(store.filename)
+      return SqliteCursorStore.layer(store.filename)
     case "pg":
-      return CursorStore.layerPg(store.url)
+      return PgCursorStore.layer(store.url)
     case "memory":
       return CursorStore.layerMemory
   }

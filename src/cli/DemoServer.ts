@@ -6,8 +6,8 @@
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Data, Effect, type Scope } from "effect"
-import * as Sse from "./Sse.js"
-import { SseEvent } from "./SseEvent.js"
+import * as Sse from "../Sse.js"
+import { SseEvent } from "../SseEvent.js"
 
 export class DemoServerError extends Data.TaggedError("DemoServerError")<{
   readonly port: number

@@ -6,9 +6,9 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Config, Effect, Option } from "effect"
 import { appendFileSync, mkdirSync } from "node:fs"
-import * as Cli from "../Cli.js"
-import * as DemoServer from "../DemoServer.js"
-import * as Tail from "../Tail.js"
+import * as Cli from "./Cli.js"
+import * as DemoServer from "./DemoServer.js"
+import * as Tail from "./Tail.js"
 
 const program = Effect.gen(function*() {
   const dir = yield* Config.withDefault(Config.string("SSE_DEMO_DIR"), "./.sse-resume")
