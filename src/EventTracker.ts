@@ -1,10 +1,18 @@
 /**
- * Remembers which SSE events a consumer has seen: the last event id (the resume
- * point) and a bounded window of recent ids, so events a server replays after a
- * reconnect are dropped. Each new event is handed to a sync and/or async callback;
- * awaiting the async one is what lets a full queue behind it slow the stream down.
+ * Remembers which SSE events a consumer has seen: the resume point (`lastEventId`)
+ * and a bounded window of recent ids, so events a server replays after a reconnect
+ * are dropped. Each new event is handed to a sync and/or async callback; awaiting
+ * the async one is what lets a full queue behind it slow the stream down.
+ *
+ * The resume point only moves forward: to each new event's id and to each id-only
+ * block (`id: 5` and a blank line) whose id is not in the window. A replayed id
+ * never moves it, or a server cut in the middle of a replay would make the next
+ * reconnect ask for older events again. An empty id clears it (spec: the
+ * last-event-id buffer becomes empty, so the next reconnect sends no Last-Event-ID).
  */
 import { Cause, Context, Data, Effect, Metric, Option } from "effect"
+import { IdWindow } from "./internal/idWindow.js"
+import { isIdOnly } from "./internal/idOnly.js"
 import type { SseEvent } from "./SseEvent.js"
 
 export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
@@ -13,21 +21,33 @@ export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")
   readonly reason: string
 }> {}
 
-/** What `recordEvent` saw: a first sighting, a replay within the window, or an event without (or with an empty) id. */
-export type RecordResult = "new" | "duplicate" | "no-id"
+/**
+ * What `recordEvent` saw: a first sighting, a replay within the window, an event
+ * without (or with an empty) id, or an id-only block, which is never an event
+ * (it may have moved or cleared the resume point).
+ */
+export type RecordResult = "new" | "duplicate" | "no-id" | "id-only"
 
 export interface Options<E = never, R = never> {
   /** How many recent new ids are remembered for de-duplication (≥ 1). */
   readonly maxTracked: number
-  /** Called synchronously for each new event id. */
+  /** Called synchronously for each new id (of an event or an id-only block). */
   readonly onNewEvent?: (id: string) => void
-  /** Awaited for each new event id; its typed failures reach the caller of `recordEvent`. */
+  /** Awaited for each new id (of an event or an id-only block); its typed failures reach the caller of `recordEvent`. */
   readonly onNewEventAsync?: (id: string) => Effect.Effect<void, E, R>
   /**
    * A callback that throws or dies is, by default, logged and counted and the event
    * still counts as new ("log"); "propagate" turns it into a defect instead.
    */
   readonly onCallbackDefect?: "log" | "propagate"
+}
+
+export interface RecordAllOptions {
+  /**
+   * Return events without an id (or with an empty id) too, in place among the new
+   * ones, so a client needs no merge pass. Default: only new events are returned.
+   */
+  readonly keepWithoutId?: boolean
 }
 
 /** A persisted tracker state, as a cursor store keeps it. */
@@ -37,21 +57,33 @@ export interface Snapshot {
   readonly recentIds: ReadonlyArray<string>
 }
 
+/** One tracker's account since it was made (or copied); id-only blocks count in neither. */
+export interface Counts {
+  /** Events recorded as new. */
+  readonly fresh: number
+  /** Events dropped as replays within the window. */
+  readonly duplicates: number
+}
+
 export interface EventTracker<E = never> {
-  /** Records one event: updates the cursor and runs the callbacks if its id is new. */
+  /** Records one event: moves the resume point and runs the callbacks if its id is new. */
   readonly recordEvent: (event: SseEvent) => Effect.Effect<RecordResult, E>
   /** Records a chunk of events in one Effect; returns the new ones, in order. */
-  readonly recordAll: (events: Iterable<SseEvent>) => Effect.Effect<ReadonlyArray<SseEvent>, E>
-  /** The id of the last new event: the `Last-Event-ID` to resume from. */
+  readonly recordAll: (events: Iterable<SseEvent>, options?: RecordAllOptions) => Effect.Effect<ReadonlyArray<SseEvent>, E>
+  /** The resume point: the `Last-Event-ID` to reconnect with. */
   readonly lastEventId: Effect.Effect<Option.Option<string>>
   /** Whether `id` is within the de-duplication window. */
   readonly isDuplicate: (id: string) => Effect.Effect<boolean>
-  /** Replaces the state with a persisted one (callbacks are not run). */
+  /** Replaces the state with a persisted one (callbacks are not run; `counts` are kept). */
   readonly restore: (snapshot: Snapshot) => Effect.Effect<void>
-  /** The current state: the cursor and the window's ids, oldest first. */
+  /** The current state: the resume point and the window's ids, oldest first. */
   readonly snapshot: Effect.Effect<Snapshot>
+  /** `snapshot`, synchronously: for code running inside a callback. */
+  readonly unsafeSnapshot: () => Snapshot
   /** How many ids the window holds now (never more than `maxTracked`). */
   readonly trackedCount: Effect.Effect<number>
+  /** New and duplicate events recorded by this tracker: a run's account, apart from the global metrics. */
+  readonly counts: Effect.Effect<Counts>
   readonly maxTracked: number
 }
 
@@ -70,16 +102,6 @@ export const callbackFailures = Metric.counter("sse_callback_failures", {
 
 const noTags: ReadonlyArray<never> = []
 
-interface Counts {
-  fresh: number
-  duplicates: number
-}
-
-const publish = (counts: Counts) => {
-  if (counts.fresh > 0) eventsNew.unsafeUpdate(counts.fresh, noTags)
-  if (counts.duplicates > 0) duplicateEvents.unsafeUpdate(counts.duplicates, noTags)
-}
-
 const callbackFailed = (id: string, callback: "sync" | "async", cause: Cause.Cause<unknown>) => {
   callbackFailures.unsafeUpdate(1, noTags)
   return Effect.logWarning("EventTracker callback failed; the event stays recorded", cause).pipe(
@@ -87,46 +109,37 @@ const callbackFailed = (id: string, callback: "sync" | "async", cause: Cause.Cau
   )
 }
 
-/**
- * How an id is kept in the window. Ids in canonical decimal form below 10^9 (what
- * most servers send) are kept as small integers: V8 stores those inline, while a
- * window of fresh id strings from the parser keeps young strings alive from an
- * old Set, which measured as most of the client's per-event cost (GC scavenges).
- * The mapping is one-to-one: "007" or "1e3" stay strings.
- */
-type Key = string | number
+// What one synchronous step did with an event (small integers: no allocation per event).
+/** A new id: returned, counted, callbacks run. */
+const NEW = 0
+/** A replayed id: dropped and counted. */
+const DUPLICATE = 1
+/** No id, or an empty one (which cleared the resume point): returned only with `keepWithoutId`. */
+const NO_ID = 2
+/** An id-only block with a new id: the resume point moved and callbacks run, nothing returned. */
+const CURSOR = 3
+/** An id-only block that changed nothing (its id is in the window) or cleared the resume point. */
+const ID_ONLY = 4
 
-const keyOf = (id: string): Key => {
-  const length = id.length
-  if (length === 0 || length > 9) return id
-  let n = 0
-  for (let i = 0; i < length; i++) {
-    const digit = id.charCodeAt(i) - 48
-    if (digit < 0 || digit > 9 || (digit === 0 && i === 0 && length > 1)) return id
-    n = n * 10 + digit
-  }
-  return n
-}
+const outcomes: ReadonlyArray<RecordResult> = ["new", "duplicate", "no-id", "id-only", "id-only"]
+const outcomeEffects = outcomes.map((outcome) => Effect.succeed(outcome))
 
-const results: Record<RecordResult, Effect.Effect<RecordResult>> = {
-  new: Effect.succeed("new"),
-  duplicate: Effect.succeed("duplicate"),
-  "no-id": Effect.succeed("no-id")
-}
+/** Whether a step's callbacks run: a new id, of an event or of an id-only block. */
+const runsCallbacks = (step: number) => step === NEW || step === CURSOR
 
 /**
- * The window is a Set for O(1) membership plus a ring of the same ids for O(1)
- * eviction of the oldest. Every state change happens inside one synchronous step,
- * which is what makes check-and-insert atomic between fibers.
+ * Every state change happens inside one synchronous step, which is what makes
+ * check-and-insert atomic between fibers.
  *
  * A class, not a record of closures: sessions keep thousands of idle trackers,
  * and prototype methods cost nothing per instance.
  */
 class Tracker<E, R> implements EventTracker<E> {
-  readonly ids = new Set<Key>()
-  ring: Array<Key> = []
-  head = 0
+  readonly window: IdWindow
+  /** The resume point. */
   last: string | undefined = undefined
+  fresh = 0
+  duplicates = 0
   /** Sync callback failures of the current step, logged right after it. */
   syncFailures: Array<[string, unknown]> | undefined = undefined
   readonly propagate: boolean
@@ -138,77 +151,85 @@ class Tracker<E, R> implements EventTracker<E> {
     onCallbackDefect: "log" | "propagate" | undefined,
     readonly context: Context.Context<R>
   ) {
+    this.window = new IdWindow(maxTracked)
     this.propagate = onCallbackDefect === "propagate"
   }
 
   // Members of the service interface are bound, so `Effect.forEach(events, tracker.recordEvent)` works.
   readonly recordEvent = (event: SseEvent): Effect.Effect<RecordResult, E> => this.record(event)
-  readonly recordAll = (events: Iterable<SseEvent>): Effect.Effect<ReadonlyArray<SseEvent>, E> => this.recordChunk(events)
-  readonly isDuplicate = (id: string): Effect.Effect<boolean> => Effect.sync(() => this.ids.has(keyOf(id)))
+  readonly recordAll = (
+    events: Iterable<SseEvent>,
+    options?: RecordAllOptions
+  ): Effect.Effect<ReadonlyArray<SseEvent>, E> => this.recordChunk(events, options?.keepWithoutId === true)
+  readonly isDuplicate = (id: string): Effect.Effect<boolean> => Effect.sync(() => this.window.has(id))
   readonly restore = (snapshot: Snapshot): Effect.Effect<void> => Effect.sync(() => this.reset(snapshot))
+  readonly unsafeSnapshot = (): Snapshot => ({
+    lastEventId: Option.fromNullable(this.last),
+    recentIds: this.window.oldestFirst()
+  })
 
   get lastEventId(): Effect.Effect<Option.Option<string>> {
     return Effect.sync(() => Option.fromNullable(this.last))
   }
   get snapshot(): Effect.Effect<Snapshot> {
-    return Effect.sync(() => ({ lastEventId: Option.fromNullable(this.last), recentIds: this.oldestFirst() }))
+    return Effect.sync(this.unsafeSnapshot)
   }
   get trackedCount(): Effect.Effect<number> {
-    return Effect.sync(() => this.ids.size)
+    return Effect.sync(() => this.window.size)
   }
-
-  /** Inserts `id` if absent; false when it is already in the window. */
-  admit(id: string): boolean {
-    const key = keyOf(id)
-    if (this.ids.has(key)) return false
-    if (this.ring.length < this.maxTracked) {
-      this.ring.push(key)
-    } else {
-      this.ids.delete(this.ring[this.head]!)
-      this.ring[this.head] = key
-      this.head = this.head + 1 === this.maxTracked ? 0 : this.head + 1
-    }
-    this.ids.add(key)
-    this.last = id
-    return true
+  get counts(): Effect.Effect<Counts> {
+    return Effect.sync(() => ({ fresh: this.fresh, duplicates: this.duplicates }))
   }
 
   reset(snapshot: Snapshot): void {
-    this.ids.clear()
-    this.ring = []
-    this.head = 0
-    const recent = snapshot.recentIds
-    for (let i = Math.max(0, recent.length - this.maxTracked); i < recent.length; i++) this.admit(recent[i]!)
+    this.window.reset(snapshot.recentIds)
     this.last = Option.getOrUndefined(snapshot.lastEventId)
   }
 
-  oldestFirst(): Array<string> {
-    const keys = this.ring.length < this.maxTracked
-      ? this.ring
-      : this.ring.slice(this.head).concat(this.ring.slice(0, this.head))
-    return keys.map(String)
+  /** The synchronous part of recording one event: the resume-point rule and the window. */
+  step(event: SseEvent): number {
+    const id = event.id
+    if (isIdOnly(event)) {
+      if (id === undefined || id === "") {
+        this.last = undefined
+        return ID_ONLY
+      }
+      if (!this.window.admit(id)) return ID_ONLY
+      this.advance(id)
+      return CURSOR
+    }
+    if (id === undefined) return NO_ID
+    // An empty `id:` resets the spec's last-event-id buffer: it names no event, so
+    // it can neither be de-duplicated nor be a cursor.
+    if (id === "") {
+      this.last = undefined
+      return NO_ID
+    }
+    if (!this.window.admit(id)) {
+      this.duplicates++
+      return DUPLICATE
+    }
+    this.fresh++
+    this.advance(id)
+    return NEW
   }
 
-  /** The synchronous part of recording one event: true when it is new. */
-  step(event: SseEvent, counts: Counts): boolean {
-    const id = event.id
-    // An empty `id:` only resets the spec's last-event-id buffer: it names no event,
-    // so it can neither be de-duplicated nor be a cursor.
-    if (id === undefined || id === "") return false
-    if (!this.admit(id)) {
-      counts.duplicates++
-      return false
+  /** Moves the resume point to a newly admitted id and runs the sync callback. */
+  advance(id: string): void {
+    this.last = id
+    if (this.syncCallback === undefined) return
+    try {
+      this.syncCallback(id)
+    } catch (error) {
+      if (this.propagate) throw error
+      ;(this.syncFailures ??= []).push([id, error])
     }
-    counts.fresh++
-    if (this.syncCallback !== undefined) {
-      try {
-        this.syncCallback(id)
-      } catch (error) {
-        if (this.propagate) throw error
-        ;(this.syncFailures ??= []).push([id, error])
-      }
-    }
-    return true
+  }
+
+  /** Adds what the steps since `fresh`/`duplicates` were read to the global metrics. */
+  publish(fresh: number, duplicates: number): void {
+    if (this.fresh > fresh) eventsNew.unsafeUpdate(this.fresh - fresh, noTags)
+    if (this.duplicates > duplicates) duplicateEvents.unsafeUpdate(this.duplicates - duplicates, noTags)
   }
 
   /** `done`, after logging any sync callback failures of the step that just ran. */
@@ -246,58 +267,70 @@ class Tracker<E, R> implements EventTracker<E> {
     })
   }
 
-  recordSync(event: SseEvent): RecordResult {
-    const counts = { fresh: 0, duplicates: 0 }
-    const fresh = this.step(event, counts)
-    publish(counts)
-    return fresh ? "new" : event.id === undefined || event.id === "" ? "no-id" : "duplicate"
+  /** One step, published. */
+  stepOne(event: SseEvent): number {
+    const fresh = this.fresh
+    const duplicates = this.duplicates
+    const step = this.step(event)
+    this.publish(fresh, duplicates)
+    return step
   }
 
   record(event: SseEvent): Effect.Effect<RecordResult, E> {
     if (this.syncCallback === undefined && this.asyncCallback === undefined) {
-      return Effect.sync(() => this.recordSync(event))
+      return Effect.sync(() => outcomes[this.stepOne(event)]!)
     }
     return Effect.suspend(() => {
-      const result = this.recordSync(event)
-      const settled = this.settle(results[result])
-      return result === "new" && this.asyncCallback !== undefined
-        ? Effect.zipRight(settled, this.withCaptured(Effect.as(this.runAsync(event.id!), result)))
+      const step = this.stepOne(event)
+      const settled = this.settle(outcomeEffects[step]!)
+      return runsCallbacks(step) && this.asyncCallback !== undefined
+        ? Effect.zipRight(settled, this.withCaptured(Effect.as(this.runAsync(event.id!), outcomes[step]!)))
         : settled
     })
   }
 
-  recordChunk(events: Iterable<SseEvent>): Effect.Effect<ReadonlyArray<SseEvent>, E> {
+  recordChunk(events: Iterable<SseEvent>, keepWithoutId: boolean): Effect.Effect<ReadonlyArray<SseEvent>, E> {
     if (this.asyncCallback === undefined) {
       return Effect.suspend(() => {
-        const counts = { fresh: 0, duplicates: 0 }
-        const fresh: Array<SseEvent> = []
-        for (const event of events) if (this.step(event, counts)) fresh.push(event)
-        publish(counts)
-        return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(fresh))
+        const fresh = this.fresh
+        const duplicates = this.duplicates
+        const kept: Array<SseEvent> = []
+        for (const event of events) {
+          const step = this.step(event)
+          if (step === NEW || (step === NO_ID && keepWithoutId)) kept.push(event)
+        }
+        this.publish(fresh, duplicates)
+        return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(kept))
       })
     }
-    return this.withCaptured(Effect.suspend(() => {
-      const iterator = events[Symbol.iterator]()
-      const fresh: Array<SseEvent> = []
-      const counts = { fresh: 0, duplicates: 0 }
-      // Each new event's async callback is awaited before the next event is
-      // looked at, so callbacks see events one at a time, in order.
-      const next = (): Effect.Effect<ReadonlyArray<SseEvent>, E, R> => {
-        for (let r = iterator.next(); !r.done; r = iterator.next()) {
-          if (this.step(r.value, counts)) {
-            fresh.push(r.value)
-            publish(counts)
-            counts.fresh = 0
-            counts.duplicates = 0
-            const callback = Effect.flatMap(this.runAsync(r.value.id!), next)
-            return this.syncFailures === undefined ? callback : Effect.zipRight(this.settle(Effect.void), callback)
-          }
+    return this.withCaptured(Effect.suspend(() => this.recordEachAwaited(events[Symbol.iterator](), keepWithoutId)))
+  }
+
+  /**
+   * Each new id's async callback is awaited before the next event is looked at,
+   * so callbacks see ids one at a time, in order.
+   */
+  recordEachAwaited(
+    iterator: Iterator<SseEvent>,
+    keepWithoutId: boolean
+  ): Effect.Effect<ReadonlyArray<SseEvent>, E, R> {
+    const kept: Array<SseEvent> = []
+    const next = (): Effect.Effect<ReadonlyArray<SseEvent>, E, R> => {
+      const fresh = this.fresh
+      const duplicates = this.duplicates
+      for (let r = iterator.next(); !r.done; r = iterator.next()) {
+        const step = this.step(r.value)
+        if (step === NEW || (step === NO_ID && keepWithoutId)) kept.push(r.value)
+        if (runsCallbacks(step)) {
+          this.publish(fresh, duplicates)
+          const callback = Effect.flatMap(this.runAsync(r.value.id!), next)
+          return this.syncFailures === undefined ? callback : Effect.zipRight(this.settle(Effect.void), callback)
         }
-        publish(counts)
-        return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(fresh))
       }
-      return next()
-    }))
+      this.publish(fresh, duplicates)
+      return this.settle<ReadonlyArray<SseEvent>>(Effect.succeed(kept))
+    }
+    return next()
   }
 }
 
@@ -322,14 +355,15 @@ export const make = <E = never, R = never>(
 }
 
 /**
- * A tracker with the same window and cursor as `tracker` but no callbacks. Give it
- * to a client for de-duplication and record into `tracker` only after handling
- * each chunk: then the callbacks (which persist the cursor) never run ahead of
- * what was handled, and a crash or an early stop costs a replay, never an event.
+ * A tracker with the same window and resume point as `tracker` but no callbacks,
+ * and its own `counts` from zero. Give it to a client for de-duplication and
+ * record into `tracker` only after handling each chunk: then the callbacks (which
+ * persist the cursor) never run ahead of what was handled, and a crash or an
+ * early stop costs a replay, never an event.
  */
 export const copy = <E>(tracker: EventTracker<E>): Effect.Effect<EventTracker> =>
-  Effect.flatMap(tracker.snapshot, (snapshot) => {
+  Effect.sync(() => {
     const twin = new Tracker<never, never>(tracker.maxTracked, undefined, undefined, undefined, Context.empty())
-    twin.reset(snapshot)
-    return Effect.succeed(twin)
+    twin.reset(tracker.unsafeSnapshot())
+    return twin
   })

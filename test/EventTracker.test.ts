@@ -1,8 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Context, Data, Effect, Exit, FastCheck as fc, Fiber, Metric, Option, Queue, TestClock } from "effect"
 import { Backpressure, EventTracker, SseEvent } from "../src/index.js"
+import { IdWindow } from "../src/internal/idWindow.js"
+import { idOnly } from "../src/internal/idOnly.js"
 
 const withId = (id: string) => new SseEvent({ id })
+/** What the parser makes of `id: <id>` followed by a blank line. */
+const idOnlyBlock = (id: string) => Object.assign(new SseEvent({ id }), { [idOnly]: true as const })
+const noId = (data: string) => new SseEvent({ data })
 const counterValue = (counter: Metric.Metric.Counter<number>) =>
   Effect.map(Metric.value(counter), (state) => state.count)
 
@@ -232,6 +237,173 @@ describe("EventTracker", () => {
     }))
 })
 
+describe("EventTracker window and resume point (examples)", () => {
+  it.effect("window eviction: with maxTracked 3, after 4 new ids the first is no longer a duplicate, the others are", () =>
+    Effect.gen(function*() {
+      const tracker = yield* EventTracker.make({ maxTracked: 3 })
+      yield* tracker.recordAll(["1", "2", "3", "4"].map(withId))
+      expect(yield* tracker.isDuplicate("1")).toBe(false)
+      for (const id of ["2", "3", "4"]) expect(yield* tracker.isDuplicate(id)).toBe(true)
+      expect((yield* tracker.recordAll(["2", "3", "4", "1"].map(withId))).map((e) => e.id)).toEqual(["1"])
+      expect(yield* tracker.trackedCount).toBe(3)
+    }))
+
+  it.effect("a duplicate leaves lastEventId where it was", () =>
+    Effect.gen(function*() {
+      const tracker = yield* EventTracker.make({ maxTracked: 10 })
+      yield* tracker.recordAll(["1", "2", "3"].map(withId))
+      expect(yield* tracker.recordEvent(withId("2"))).toBe("duplicate")
+      expect(yield* tracker.lastEventId).toEqual(Option.some("3"))
+      yield* tracker.recordAll(["1", "2"].map(withId))
+      expect(yield* tracker.lastEventId).toEqual(Option.some("3"))
+    }))
+
+  it.effect("a replay cut in the middle never walks the resume point back", () =>
+    Effect.gen(function*() {
+      const tracker = yield* EventTracker.make({ maxTracked: 1_000 })
+      const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => withId(`${from + i}`))
+      yield* tracker.recordAll(range(1, 500))
+      // The server replays its last 100 and is cut after 50 of them, twice.
+      expect(yield* tracker.recordAll(range(401, 450))).toEqual([])
+      expect(yield* tracker.lastEventId).toEqual(Option.some("500"))
+      expect(yield* tracker.recordAll(range(401, 450))).toEqual([])
+      expect(yield* tracker.lastEventId).toEqual(Option.some("500"))
+      expect((yield* tracker.recordAll(range(451, 502))).map((e) => e.id)).toEqual(["501", "502"])
+      expect(yield* tracker.lastEventId).toEqual(Option.some("502"))
+    }))
+
+  it.effect("an id-only block with a new id moves the resume point and runs the callbacks, but is no event", () =>
+    Effect.gen(function*() {
+      const newBefore = yield* counterValue(EventTracker.eventsNew)
+      const syncSeen: Array<string> = []
+      const asyncSeen: Array<string> = []
+      const tracker = yield* EventTracker.make({
+        maxTracked: 10,
+        onNewEvent: (id) => void syncSeen.push(id),
+        onNewEventAsync: (id) => Effect.sync(() => void asyncSeen.push(id))
+      })
+      // An MCP-style priming block, then events.
+      const fresh = yield* tracker.recordAll([idOnlyBlock("p0"), withId("1"), idOnlyBlock("p1")], { keepWithoutId: true })
+      expect(fresh.map((e) => e.id)).toEqual(["1"])
+      expect(yield* tracker.lastEventId).toEqual(Option.some("p1"))
+      expect(yield* tracker.isDuplicate("p0")).toBe(true)
+      expect(syncSeen).toEqual(["p0", "1", "p1"])
+      expect(asyncSeen).toEqual(["p0", "1", "p1"])
+      expect(yield* tracker.recordEvent(idOnlyBlock("p2"))).toBe("id-only")
+      expect(yield* tracker.lastEventId).toEqual(Option.some("p2"))
+      expect(asyncSeen).toEqual(["p0", "1", "p1", "p2"])
+      // Counted neither as a new event nor as a duplicate.
+      expect(yield* tracker.counts).toEqual({ fresh: 1, duplicates: 0 })
+      expect((yield* counterValue(EventTracker.eventsNew)) - newBefore).toBe(1)
+    }))
+
+  it.effect("an id-only block whose id is in the window changes nothing", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const tracker = yield* EventTracker.make({ maxTracked: 10, onNewEvent: (id) => void seen.push(id) })
+      yield* tracker.recordAll(["1", "2"].map(withId))
+      expect(yield* tracker.recordEvent(idOnlyBlock("1"))).toBe("id-only")
+      expect(yield* tracker.recordAll([idOnlyBlock("1")], { keepWithoutId: true })).toEqual([])
+      expect(yield* tracker.lastEventId).toEqual(Option.some("2"))
+      expect(seen).toEqual(["1", "2"])
+      expect(yield* tracker.counts).toEqual({ fresh: 2, duplicates: 0 })
+    }))
+
+  it.effect("an empty id clears the resume point, on an event or an id-only block, without callbacks", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const tracker = yield* EventTracker.make({
+        maxTracked: 10,
+        onNewEventAsync: (id) => Effect.sync(() => void seen.push(id))
+      })
+      yield* tracker.recordEvent(withId("1"))
+      const cleared = new SseEvent({ id: "", data: "x" })
+      expect(yield* tracker.recordEvent(cleared)).toBe("no-id")
+      expect(yield* tracker.lastEventId).toEqual(Option.none())
+      // A replay after the clear does not bring the old id back.
+      yield* tracker.recordEvent(withId("1"))
+      expect(yield* tracker.lastEventId).toEqual(Option.none())
+      yield* tracker.recordEvent(withId("2"))
+      expect(yield* tracker.recordAll([idOnlyBlock("")], { keepWithoutId: true })).toEqual([])
+      expect(yield* tracker.lastEventId).toEqual(Option.none())
+      expect(yield* tracker.recordEvent(idOnlyBlock(""))).toBe("id-only")
+      expect(seen).toEqual(["1", "2"])
+      // An event without an id leaves the resume point alone.
+      yield* tracker.recordEvent(withId("3"))
+      expect(yield* tracker.recordEvent(noId("plain"))).toBe("no-id")
+      expect(yield* tracker.lastEventId).toEqual(Option.some("3"))
+    }))
+
+  it.effect("keepWithoutId returns events without an id in place, among the new ones", () =>
+    Effect.gen(function*() {
+      const tracker = yield* EventTracker.make({ maxTracked: 10 })
+      yield* tracker.recordEvent(withId("1"))
+      const chunk = [noId("a"), withId("1"), withId("2"), new SseEvent({ id: "", data: "b" }), idOnlyBlock("9"), noId("c"), withId("2"), withId("3")]
+      const kept = yield* tracker.recordAll(chunk, { keepWithoutId: true })
+      expect(kept).toEqual([chunk[0], chunk[2], chunk[3], chunk[5], chunk[7]])
+      expect(kept.map((e) => e.data)).toEqual(["a", "", "b", "c", ""])
+      // The same chunk on a tracker with an async callback takes the other path: same answer.
+      const awaited = yield* EventTracker.make({ maxTracked: 10, onNewEventAsync: () => Effect.void })
+      yield* awaited.recordEvent(withId("1"))
+      expect(yield* awaited.recordAll(chunk, { keepWithoutId: true })).toEqual(kept)
+      // The default is unchanged: only new events.
+      const plain = yield* EventTracker.make({ maxTracked: 10 })
+      yield* plain.recordEvent(withId("1"))
+      expect(yield* plain.recordAll(chunk)).toEqual([chunk[2], chunk[7]])
+    }))
+
+  it.effect("counts are per tracker; a copy starts at zero", () =>
+    Effect.gen(function*() {
+      const a = yield* EventTracker.make({ maxTracked: 10 })
+      const b = yield* EventTracker.make({ maxTracked: 10 })
+      yield* a.recordAll(["1", "2", "1", "3", "2"].map(withId))
+      yield* a.recordEvent(withId("3"))
+      yield* a.recordEvent(noId("x"))
+      yield* b.recordEvent(withId("1"))
+      expect(yield* a.counts).toEqual({ fresh: 3, duplicates: 3 })
+      expect(yield* b.counts).toEqual({ fresh: 1, duplicates: 0 })
+      const twin = yield* EventTracker.copy(a)
+      expect(yield* twin.counts).toEqual({ fresh: 0, duplicates: 0 })
+      yield* twin.recordAll(["3", "4"].map(withId))
+      expect(yield* twin.counts).toEqual({ fresh: 1, duplicates: 1 })
+      expect(yield* a.counts).toEqual({ fresh: 3, duplicates: 3 })
+    }))
+
+  it.effect("unsafeSnapshot is the snapshot, readable synchronously inside a callback", () =>
+    Effect.gen(function*() {
+      const inside: Array<EventTracker.Snapshot> = []
+      const tracker: EventTracker.EventTracker = yield* EventTracker.make({
+        maxTracked: 2,
+        onNewEvent: () => void inside.push(tracker.unsafeSnapshot())
+      })
+      yield* tracker.recordAll(["1", "2", "3"].map(withId))
+      expect(inside.map((s) => s.recentIds)).toEqual([["1"], ["1", "2"], ["2", "3"]])
+      expect(inside.map((s) => Option.getOrNull(s.lastEventId))).toEqual(["1", "2", "3"])
+      expect(tracker.unsafeSnapshot()).toEqual(yield* tracker.snapshot)
+    }))
+})
+
+describe("IdWindow", () => {
+  it("evicts the oldest id once full, and keeps decimal look-alikes apart", () => {
+    const window = new IdWindow(3)
+    expect(["7", "07", "7", "a", "b"].map((id) => window.admit(id))).toEqual([true, true, false, true, true])
+    expect(window.oldestFirst()).toEqual(["07", "a", "b"])
+    expect(window.has("7")).toBe(false)
+    expect(window.has("07")).toBe(true)
+    expect(window.size).toBe(3)
+  })
+
+  it("reset keeps the newest capacity ids, oldest first", () => {
+    const window = new IdWindow(2)
+    window.admit("x")
+    window.reset(["1", "2", "3"])
+    expect(window.oldestFirst()).toEqual(["2", "3"])
+    expect(window.has("x")).toBe(false)
+    expect(window.admit("4")).toBe(true)
+    expect(window.oldestFirst()).toEqual(["3", "4"])
+  })
+})
+
 describe("EventTracker.copy", () => {
   it.effect("has the same window and cursor, no callbacks, and moves on its own", () =>
     Effect.gen(function*() {
@@ -303,6 +475,65 @@ describe("EventTracker properties", () => {
         expect(maxHeld).toBeLessThanOrEqual(maxTracked)
         const snapshot = yield* tracker.snapshot
         expect(snapshot.recentIds).toEqual(expected.slice(-maxTracked))
+      }),
+    { fastCheck: { numRuns: 200 } }
+  )
+
+  type Item = readonly ["event" | "idOnly", string | undefined]
+  /** The resume-point rule and keepWithoutId, written the slow obvious way. */
+  const expectedRun = (items: ReadonlyArray<Item>, maxTracked: number) => {
+    const window: Array<string> = []
+    const kept: Array<number> = []
+    const callbacks: Array<string> = []
+    const resumePoints: Array<string | undefined> = []
+    let last: string | undefined
+    items.forEach(([kind, id], index) => {
+      if (id === "") last = undefined
+      if (id !== undefined && id !== "" && !window.includes(id)) {
+        window.push(id)
+        if (window.length > maxTracked) window.shift()
+        last = id
+        callbacks.push(id)
+        if (kind === "event") kept.push(index)
+      } else if (kind === "event" && (id === undefined || id === "")) {
+        kept.push(index)
+      }
+      resumePoints.push(last)
+    })
+    return { kept, callbacks, resumePoints, window }
+  }
+
+  it.effect.prop(
+    "the resume point only moves forward, id-only blocks are never returned, id-less events stay in place",
+    [
+      fc.array(
+        fc.tuple(
+          fc.constantFrom("event" as const, "event" as const, "idOnly" as const),
+          fc.oneof(fc.integer({ min: 0, max: 30 }).map(String), fc.constantFrom(undefined, ""))
+        ),
+        { maxLength: 200 }
+      ),
+      maxTracked,
+      chunkSize
+    ],
+    ([items, maxTracked, chunkSize]) =>
+      Effect.gen(function*() {
+        const callbacks: Array<string> = []
+        const tracker = yield* EventTracker.make({
+          maxTracked,
+          onNewEventAsync: (id) => Effect.sync(() => void callbacks.push(id))
+        })
+        const events = items.map(([kind, id]) => kind === "idOnly" ? idOnlyBlock(id ?? "") : new SseEvent({ id }))
+        const model = expectedRun(items.map(([kind, id]): Item => [kind, kind === "idOnly" ? id ?? "" : id]), maxTracked)
+        const kept: Array<SseEvent> = []
+        for (let i = 0; i < events.length; i += chunkSize) {
+          kept.push(...(yield* tracker.recordAll(events.slice(i, i + chunkSize), { keepWithoutId: true })))
+          const end = Math.min(i + chunkSize, events.length) - 1
+          expect(yield* tracker.lastEventId).toEqual(Option.fromNullable(model.resumePoints[end]))
+        }
+        expect(kept).toEqual(model.kept.map((i) => events[i]))
+        expect(callbacks).toEqual(model.callbacks)
+        expect((yield* tracker.snapshot).recentIds).toEqual(model.window)
       }),
     { fastCheck: { numRuns: 200 } }
   )
