@@ -2,20 +2,25 @@
  * A Server-Sent Events client that reconnects, resumes from `Last-Event-ID` and
  * drops replayed events, so each new event is emitted once across disconnects.
  *
- * Resume point: the `Last-Event-ID` header follows the spec's last-event-id
- * buffer — the id of the last dispatched event that had an `id` field, replays
- * included, and an empty `id:` clears it so no header is sent. The tracker's
- * `lastEventId` (last *new* id) only seeds the buffer at start; after that the
- * server's own ids decide. Both agree except right after a reconnect, while the
- * server replays events we already have: resuming from the older buffer value
- * costs a few more replays, which the tracker drops.
+ * Resume point: the tracker's `lastEventId`, read at every connect. It only moves
+ * forward — to each new event's id and to each id-only block (`id: 5` and a blank
+ * line) whose id is new — so a server cut in the middle of a replay is asked for
+ * the same events again, never for older ones; an empty `id:` clears it (spec),
+ * and the next request sends no `Last-Event-ID`.
+ *
+ * One stream is a loop of connections. Each connection builds its request, waits
+ * for the answer (every redirect hop within `idleTimeout`), classifies it, then
+ * reads the body under an idle watchdog, recording the parsed events in the
+ * tracker; when it ends, the retry budget and the server's `retry:` or
+ * `Retry-After` decide whether and when the next one starts.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
-  type Cause,
+  Cause,
   Channel,
   Chunk,
   Clock,
@@ -29,75 +34,38 @@ import {
   Metric,
   MetricLabel,
   Option,
-  Schedule,
-  ScheduleDecision,
-  ScheduleIntervals,
+  type Schedule,
   Scope,
   Stream
 } from "effect"
 import * as EventTracker from "./EventTracker.js"
+import { attemptRequest, type SseResumeIdError } from "./internal/attemptRequest.js"
+import { IdleWatchdog } from "./internal/idleWatchdog.js"
+import { Parser, type SseEventTooLarge } from "./internal/parser.js"
+import {
+  backoff,
+  type Reconnect,
+  type ReconnectReason,
+  reconnectDelay,
+  RetryBudget,
+  type SseRetriesExhausted
+} from "./internal/reconnect.js"
+import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
+import { positiveDuration, positiveInt } from "./internal/settings.js"
 import * as Sse from "./Sse.js"
 import type { SseEvent } from "./SseEvent.js"
-import { positiveInt } from "./Settings.js"
 
-/** The server answered with a status that retrying will not fix. */
-export class SseHttpError extends Data.TaggedError("SseHttpError")<{
-  readonly status: number
-  readonly url: string
-  readonly attempt: number
-}> {
-  override get message() {
-    return `SSE request to ${this.url} failed with HTTP ${this.status}`
-  }
-}
-
-/** The server answered 2xx but not with `text/event-stream`. */
-export class SseContentTypeError extends Data.TaggedError("SseContentTypeError")<{
-  readonly contentType: string | undefined
-  readonly url: string
-}> {
-  override get message() {
-    return `SSE response from ${this.url} has content type ${this.contentType ?? "(none)"}, not text/event-stream`
-  }
-}
-
-/** `maxAttempts` consecutive attempts delivered nothing new, or the schedule gave up. */
-export class SseRetriesExhausted extends Data.TaggedError("SseRetriesExhausted")<{
-  /** Consecutive attempts without a new event. */
-  readonly attempts: number
-  /** How the last attempt ended. */
-  readonly last: Reconnect
-}> {
-  override get message() {
-    return `SSE gave up after ${this.attempts} attempts; the last ended with ${this.last.reason}` +
-      (this.last.status === undefined ? "" : ` (HTTP ${this.last.status})`)
-  }
-}
+export { SseResumeIdError } from "./internal/attemptRequest.js"
+export { backoff, type Reconnect, type ReconnectReason, SseRetriesExhausted } from "./internal/reconnect.js"
+export { isTransientStatus, SseContentTypeError, SseHttpError } from "./internal/response.js"
 
 export type SseClientError =
   | SseHttpError
   | SseContentTypeError
   | SseRetriesExhausted
+  | SseResumeIdError
   | Sse.SseParseError
   | EventTracker.TrackerOptionsError
-
-/**
- * Why a connection ended: the server closed the body, the transport failed
- * (refused, reset, cut mid-body), no byte arrived within `idleTimeout`, or the
- * server answered 408, 429 or 5xx.
- */
-export type ReconnectReason = "closed" | "transport" | "idle" | "status"
-
-/** One ended attempt, as the reconnect schedule sees it. */
-export interface Reconnect {
-  readonly reason: ReconnectReason
-  /** 1-based count of attempts made by this stream. */
-  readonly attempt: number
-  readonly status?: number
-  /** The server's `Retry-After` on 429 or 503. */
-  readonly retryAfter?: Duration.Duration
-  readonly cause?: unknown
-}
 
 /** Connection changes, for people watching: progress lines, dashboards. */
 export type ConnectionStatus =
@@ -111,25 +79,92 @@ export type ConnectionStatus =
     readonly status?: number
   }
 
-export interface Options<E = never, EH = never, RH = never> {
-  /** Records every event, dropping replays; its callbacks' typed failures end the stream. */
+// --- Settings ---
+
+/** What a stream can be tuned with; each has a safe default (`defaults`) and an SSE_* variable (`config`). */
+export interface Settings {
+  /**
+   * Reconnect when no byte arrives for this long: while waiting for an answer
+   * (each redirect hop on its own) and while a read of the body waits. A slow
+   * consumer does not count: only a read that is outstanding does.
+   */
+  readonly idleTimeout: Duration.DurationInput
+  /** Consecutive attempts without a new event before the stream fails with `SseRetriesExhausted`. */
+  readonly maxAttempts: number
+  /** The most bytes one event may hold (data, id and event type); past it the stream fails with `SseEventTooLarge`. */
+  readonly maxEventBytes: number
+  /** The window of the tracker made when none is given: how many recent ids are de-duplicated. */
+  readonly maxTracked: number
+  /** First delay of the default backoff. */
+  readonly initialDelay: Duration.DurationInput
+  /** Cap of the default backoff. */
+  readonly maxDelay: Duration.DurationInput
+  /** Longest wait the server can ask for with `retry:` or `Retry-After` (a server asking for a day is not obeyed). */
+  readonly maxRetryAfter: Duration.DurationInput
+  /** Redirects followed per connection; one more is an error. */
+  readonly maxRedirects: number
+  /**
+   * Send the current trace as `traceparent`/`b3` headers. Off, a third-party
+   * server sees no internal trace ids, and a browser makes no CORS preflight for them.
+   */
+  readonly tracePropagation: boolean
+}
+
+export const defaults: Settings = {
+  idleTimeout: Duration.seconds(60),
+  maxAttempts: 10,
+  maxEventBytes: Sse.defaultMaxEventBytes,
+  maxTracked: 10_000,
+  initialDelay: Duration.millis(500),
+  maxDelay: Duration.seconds(30),
+  maxRetryAfter: Duration.minutes(10),
+  maxRedirects: 20,
+  tracePropagation: true
+}
+
+/** Settings from the environment (SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, …), each defaulting to `defaults`. */
+export const config: Config.Config<Settings> = Config.all({
+  idleTimeout: positiveDuration(
+    "SSE_IDLE_TIMEOUT",
+    Duration.decode(defaults.idleTimeout),
+    "Reconnect when no byte arrives for this long"
+  ),
+  maxAttempts: positiveInt(
+    "SSE_MAX_ATTEMPTS",
+    defaults.maxAttempts,
+    "Consecutive attempts without a new event before giving up"
+  ),
+  maxEventBytes: positiveInt("SSE_MAX_EVENT_BYTES", defaults.maxEventBytes, "The most bytes one event may hold"),
+  maxTracked: positiveInt("SSE_MAX_TRACKED", defaults.maxTracked, "How many recent event ids are de-duplicated"),
+  initialDelay: positiveDuration(
+    "SSE_INITIAL_DELAY",
+    Duration.decode(defaults.initialDelay),
+    "First delay of the reconnect backoff"
+  ),
+  maxDelay: positiveDuration("SSE_MAX_DELAY", Duration.decode(defaults.maxDelay), "Cap of the reconnect backoff"),
+  maxRetryAfter: positiveDuration(
+    "SSE_MAX_RETRY_AFTER",
+    Duration.decode(defaults.maxRetryAfter),
+    "Longest wait a server's retry: or Retry-After can ask for"
+  ),
+  maxRedirects: Config.integer("SSE_MAX_REDIRECTS").pipe(
+    Config.validate({ message: "must be a whole number ≥ 0", validation: (n) => n >= 0 }),
+    Config.withDefault(defaults.maxRedirects),
+    Config.withDescription("Redirects followed per connection (0: none)")
+  ),
+  tracePropagation: Config.boolean("SSE_TRACE_PROPAGATION").pipe(
+    Config.withDefault(defaults.tracePropagation),
+    Config.withDescription("Send traceparent/b3 headers with every request")
+  )
+})
+
+export interface Options<E = never, EH = never, RH = never> extends Partial<Settings> {
+  /** Records every event, dropping replays; its callbacks' typed failures end the stream. Default: a new one of `maxTracked`. */
   readonly tracker?: EventTracker.EventTracker<E>
-  /** The window of a tracker made here when none is given; default 10,000. */
-  readonly maxTracked?: number
-  /** Resume point for the first request; default the tracker's `lastEventId`. */
+  /** Resume point for the first request, seeded into the tracker; default the tracker's `lastEventId`. */
   readonly lastEventId?: string
   /** Run before every attempt, so refreshed credentials are used on reconnect. */
   readonly headers?: Effect.Effect<Headers.Input, EH, RH>
-  /** Reconnect when no byte arrives for this long; default 60 seconds. */
-  readonly idleTimeout?: Duration.DurationInput
-  /** Consecutive attempts without a new event before giving up; default 10. */
-  readonly maxAttempts?: number
-  /** First delay of the default backoff; default 500 ms. */
-  readonly initialDelay?: Duration.DurationInput
-  /** Cap of the default backoff; default 30 seconds. */
-  readonly maxDelay?: Duration.DurationInput
-  /** Longest `Retry-After` honoured (a server asking for a day is not obeyed); default 10 minutes. */
-  readonly maxRetryAfter?: Duration.DurationInput
   /**
    * Replaces the default backoff (exponential from `initialDelay`, doubling, with
    * jitter, capped at `maxDelay`). Its delay is raised to the server's `retry:`
@@ -137,11 +172,11 @@ export interface Options<E = never, EH = never, RH = never> {
    * It restarts after each attempt that delivered a new event.
    */
   readonly schedule?: Schedule.Schedule<unknown, Reconnect>
-  /** See `Sse.ParseOptions`; default 10 MiB. */
-  readonly maxEventBytes?: number
   /** Awaited on each connection change; must not fail. */
   readonly onConnection?: (status: ConnectionStatus) => Effect.Effect<void>
 }
+
+// --- Metrics ---
 
 export const reconnects = Metric.counter("sse_reconnects", {
   description: "SSE reconnections scheduled",
@@ -168,81 +203,65 @@ const reasonTags: Record<ReconnectReason, ReadonlyArray<MetricLabel.MetricLabel>
   status: [MetricLabel.make("reason", "status")]
 }
 
-/** The default backoff: exponential with jitter, capped. */
-export const backoff = (options: {
-  readonly initialDelay?: Duration.DurationInput
-  readonly maxDelay?: Duration.DurationInput
-}): Schedule.Schedule<unknown, Reconnect> => {
-  const cap = Duration.decode(options.maxDelay ?? "30 seconds")
-  return Schedule.exponential(options.initialDelay ?? "500 millis", 2).pipe(
-    Schedule.jittered,
-    Schedule.modifyDelay((delay) => Duration.min(delay, cap))
-  )
-}
+// --- One stream run ---
 
-/** Options from the environment: SSE_IDLE_TIMEOUT, SSE_MAX_ATTEMPTS, SSE_MAX_EVENT_BYTES, SSE_MAX_TRACKED, SSE_INITIAL_DELAY, SSE_MAX_DELAY, SSE_MAX_RETRY_AFTER. */
-export const config: Config.Config<{
+/** What a stream run holds for all its connections. */
+interface Run<E, EH, RH> {
+  readonly request: HttpClientRequest.HttpClientRequest
+  /** Aborts a request when the scope it ran in closes. */
+  readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  readonly tracker: EventTracker.EventTracker<E>
+  readonly headers: Effect.Effect<Headers.Input | undefined, EH, RH>
+  readonly onConnection: (status: ConnectionStatus) => Effect.Effect<void>
   readonly idleTimeout: Duration.Duration
-  readonly maxAttempts: number
   readonly maxEventBytes: number
-  readonly maxTracked: number
-  readonly initialDelay: Duration.Duration
-  readonly maxDelay: Duration.Duration
-  readonly maxRetryAfter: Duration.Duration
-}> = Config.all({
-  idleTimeout: Config.withDefault(
-    Config.validate(Config.duration("SSE_IDLE_TIMEOUT"), {
-      message: "must be longer than zero",
-      validation: (d) => Duration.toMillis(d) > 0
-    }),
-    Duration.seconds(60)
-  ),
-  maxAttempts: positiveInt("SSE_MAX_ATTEMPTS", 10),
-  maxEventBytes: positiveInt("SSE_MAX_EVENT_BYTES", Sse.defaultMaxEventBytes),
-  maxTracked: positiveInt("SSE_MAX_TRACKED", 10_000),
-  initialDelay: Config.withDefault(Config.duration("SSE_INITIAL_DELAY"), Duration.millis(500)),
-  maxDelay: Config.withDefault(Config.duration("SSE_MAX_DELAY"), Duration.seconds(30)),
-  maxRetryAfter: Config.withDefault(Config.duration("SSE_MAX_RETRY_AFTER"), Duration.minutes(10))
-})
-
-class IdleTimeout extends Data.TaggedError("IdleTimeout") {}
-
-/** `Retry-After` is either delay-seconds or an HTTP date. */
-const parseRetryAfter = (value: string | undefined, now: number): Duration.Duration | undefined => {
-  if (value === undefined) return undefined
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Duration.seconds(Number(trimmed))
-  const date = Date.parse(trimmed)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
-}
-
-/**
- * Header values are byte strings. An id beyond ASCII goes out as its UTF-8 bytes,
- * as browsers send it; fetch would otherwise refuse it (or send other bytes).
- */
-const headerValue = (id: string): string => {
-  for (let i = 0; i < id.length; i++) {
-    if (id.charCodeAt(i) > 0x7f) return Buffer.from(id, "utf8").toString("latin1")
-  }
-  return id
-}
-
-const isEventStream = (contentType: string | undefined): boolean =>
-  contentType !== undefined && contentType.split(";")[0]!.trim().toLowerCase() === "text/event-stream"
-
-/** What one stream run remembers between its attempts. */
-interface State {
-  /** The spec's last-event-id buffer; "" means none. */
-  lastEventId: string
-  /** The server's latest `retry:` in milliseconds. */
+  readonly maxRetryAfter: number
+  readonly budget: RetryBudget
+  /** The server's latest `retry:` in ms; per spec it outlives the connection that sent it. */
   serverRetry: number | undefined
-  attempt: number
-  failures: number
-  scheduleState: unknown
-  delivered: boolean
-  ended: Reconnect | undefined
-  stopped: boolean
 }
+
+/** How one connection ended: the server said stop (204), or the next attempt is due. */
+type Outcome =
+  | { readonly _tag: "Stop" }
+  | { readonly _tag: "Ended"; readonly ended: Reconnect; readonly delivered: boolean }
+
+const stopped: Outcome = { _tag: "Stop" }
+
+/** Caller settings over the defaults; an option given as `undefined` keeps its default. */
+const settingsOf = (options: Partial<Settings>): Settings => {
+  const settings: Record<string, unknown> = { ...defaults }
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) settings[key] = value
+  return settings as unknown as Settings
+}
+
+const makeRun = <E, EH, RH>(
+  request: HttpClientRequest.HttpClientRequest,
+  options: Options<E, EH, RH>
+): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const settings = settingsOf(options)
+    const base = yield* HttpClient.HttpClient
+    const tracker: EventTracker.EventTracker<E> = options.tracker ??
+      (yield* EventTracker.make<never>({ maxTracked: settings.maxTracked }))
+    if (options.lastEventId !== undefined) {
+      // The tracker owns the resume point; an explicit start id replaces its cursor, not its window.
+      const { recentIds } = yield* tracker.snapshot
+      yield* tracker.restore({ lastEventId: Option.some(options.lastEventId).pipe(Option.filter((id) => id !== "")), recentIds })
+    }
+    return {
+      request,
+      client: HttpClient.withScope(settings.tracePropagation ? base : HttpClient.withTracerPropagation(base, false)),
+      tracker,
+      headers: options.headers ?? Effect.succeed(undefined),
+      onConnection: options.onConnection ?? (() => Effect.void),
+      idleTimeout: Duration.decode(settings.idleTimeout),
+      maxEventBytes: settings.maxEventBytes,
+      maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
+      budget: new RetryBudget(options.schedule ?? backoff(settings), settings.maxAttempts),
+      serverRetry: undefined
+    }
+  })
 
 /**
  * Streams the events of `request`, reconnecting and resuming until the server
@@ -252,237 +271,193 @@ export const stream = <E = never, EH = never, RH = never>(
   request: HttpClientRequest.HttpClientRequest,
   options: Options<E, EH, RH> = {}
 ): Stream.Stream<SseEvent, SseClientError | E | EH, HttpClient.HttpClient | RH> =>
-  Stream.unwrap(Effect.gen(function*() {
-    // Scoped requests are aborted when their attempt's scope closes: on
-    // interruption, on an error status we do not read, and on idle timeout.
-    const client = HttpClient.withScope(yield* HttpClient.HttpClient)
-    const tracker: EventTracker.EventTracker<E> = options.tracker ??
-      (yield* EventTracker.make<never>({ maxTracked: options.maxTracked ?? 10_000 }))
-    const initialId = options.lastEventId ?? Option.getOrElse(yield* tracker.lastEventId, () => "")
-    const idleTimeout = options.idleTimeout ?? "60 seconds"
-    const idleMillis = Duration.toMillis(idleTimeout)
-    const clock = yield* Effect.clock
-    const maxAttempts = options.maxAttempts ?? 10
-    const maxRetryAfter = Duration.toMillis(options.maxRetryAfter ?? "10 minutes")
-    const schedule = options.schedule ?? backoff(options)
-    const url = request.url
-    const onConnection = options.onConnection ?? (() => Effect.void)
-    const state: State = {
-      lastEventId: initialId,
-      serverRetry: undefined,
-      attempt: 0,
-      failures: 0,
-      scheduleState: schedule.initial,
-      delivered: false,
-      ended: undefined,
-      stopped: false
-    }
-    const parse = Sse.parse({
-      maxEventBytes: options.maxEventBytes,
-      onRetry: (millis) => {
-        state.serverRetry = millis
-      }
+  Stream.unwrap(Effect.map(makeRun(request, options), (run) => Stream.fromChannel(connections(run, 1))))
+
+/**
+ * Connection `attempt` and all after it, until one says stop or the budget is
+ * spent. The next connection starts in a continuation, so reconnecting forever
+ * grows nothing.
+ */
+const connections = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  attempt: number
+): Channel.Channel<Chunk.Chunk<SseEvent>, unknown, SseClientError | E | EH, unknown, void, unknown, RH | HttpClient.HttpClient> =>
+  Channel.flatMap(connection(run, attempt), (outcome) =>
+    outcome._tag === "Stop"
+      ? Channel.void
+      : Channel.flatMap(
+        Channel.fromEffect(pauseBeforeReconnect(run, outcome.ended, outcome.delivered)),
+        () => connections(run, attempt + 1)
+      ))
+
+/** After a connection: spend the budget, report, then wait out the delay. */
+const pauseBeforeReconnect = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  ended: Reconnect,
+  delivered: boolean
+): Effect.Effect<void, SseRetriesExhausted> =>
+  Effect.gen(function*() {
+    if (ended.reason !== "closed") connectionErrors.unsafeUpdate(1, reasonTags[ended.reason])
+    const scheduled = yield* run.budget.next(ended, delivered, yield* Clock.currentTimeMillis)
+    const delay = reconnectDelay({
+      scheduled,
+      serverRetry: run.serverRetry,
+      retryAfter: ended.retryAfter,
+      maxRetryAfter: run.maxRetryAfter
     })
-
-    /** Per chunk: moves the resume point, drops replays, keeps id-less events. */
-    const deduplicate = (events: Chunk.Chunk<SseEvent>): Effect.Effect<Chunk.Chunk<SseEvent>, E> => {
-      eventsReceived.unsafeUpdate(events.length, noTags)
-      const all = Chunk.toReadonlyArray(events)
-      let withId = 0
-      for (let i = 0; i < all.length; i++) {
-        const id = all[i]!.id
-        if (id !== undefined) {
-          state.lastEventId = id
-          // An empty id is the spec's "no id": it cannot be deduplicated.
-          if (id !== "") withId++
-        }
-      }
-      const keep = (kept: ReadonlyArray<SseEvent>) => {
-        if (kept.length > 0) state.delivered = true
-        return kept.length === all.length ? events : Chunk.unsafeFromArray(kept)
-      }
-      if (withId === all.length) return Effect.map(tracker.recordAll(all), keep)
-      const identified: Array<SseEvent> = []
-      for (let i = 0; i < all.length; i++) if (all[i]!.id) identified.push(all[i]!)
-      return Effect.map(tracker.recordAll(identified), (fresh) => {
-        // `fresh` is an in-order subsequence of `identified`: one merge pass.
-        const kept: Array<SseEvent> = []
-        let j = 0
-        for (let i = 0; i < all.length; i++) {
-          const event = all[i]!
-          if (!event.id) kept.push(event)
-          else if (event === fresh[j]) {
-            kept.push(event)
-            j++
-          }
-        }
-        return keep(kept)
-      })
-    }
-
-    const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
-      let bytes = 0
-      for (const piece of chunk) bytes += piece.length
-      bytesReceived.unsafeUpdate(bytes, noTags)
-    }
-
-    const end = (reconnect: Omit<Reconnect, "attempt">) => {
-      state.ended = { ...reconnect, attempt: state.attempt }
-    }
-
-    const connect = Effect.gen(function*() {
-      state.attempt++
-      state.delivered = false
-      state.ended = undefined
-      let req = request
-      if (options.headers !== undefined) req = HttpClientRequest.setHeaders(req, yield* options.headers)
-      req = HttpClientRequest.setHeaders(req, { accept: "text/event-stream", "cache-control": "no-store" })
-      if (state.lastEventId !== "") req = HttpClientRequest.setHeader(req, "last-event-id", headerValue(state.lastEventId))
-      const attempt = state.attempt
-      yield* onConnection({
-        state: "connecting",
-        attempt,
-        lastEventId: state.lastEventId === "" ? undefined : state.lastEventId
-      })
-      // The request lives in its own scope so the idle watchdog can abort it.
-      const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-      const response = yield* client.execute(req).pipe(
-        Scope.extend(requestScope),
-        // A server that accepts and then says nothing is as idle as a silent body.
-        Effect.timeoutFail({ onTimeout: () => new IdleTimeout(), duration: idleTimeout }),
-        Effect.tap((response) => Effect.annotateCurrentSpan("sse.status", response.status)),
-        Effect.withSpan("sse.connect", {
-          attributes: { "sse.attempt": attempt, "sse.last_event_id": state.lastEventId, "url.full": url }
-        }),
-        Effect.either
-      )
-      if (Either.isLeft(response)) {
-        // Only transport and URL errors reach here; a bad URL fails again, and
-        // the budget turns that into a typed error.
-        end(response.left._tag === "IdleTimeout" ? { reason: "idle" } : { reason: "transport", cause: response.left })
-        return Stream.empty
-      }
-      const { status, headers } = response.right
-      if (status === 204) {
-        state.stopped = true
-        return Stream.empty
-      }
-      if (status === 408 || status === 429 || status >= 500) {
-        const retryAfter = status === 429 || status === 503
-          ? parseRetryAfter(headers["retry-after"], yield* Clock.currentTimeMillis)
-          : undefined
-        end(retryAfter === undefined ? { reason: "status", status } : { reason: "status", status, retryAfter })
-        return Stream.empty
-      }
-      if (status < 200 || status >= 300) return yield* new SseHttpError({ status, url, attempt })
-      if (!isEventStream(headers["content-type"])) {
-        return yield* new SseContentTypeError({ contentType: headers["content-type"], url })
-      }
-      yield* onConnection({ state: "connected", attempt, status })
-      // Idle detection without a timer per read (Stream.timeout's fiber per pull
-      // cost a third of the throughput, measured): one watchdog per attempt
-      // aborts the request once a read has waited `idleTimeout`. `waiting` is
-      // true only while a read is outstanding, so a slow consumer never looks
-      // like a silent server.
-      let waiting = true
-      let since = clock.unsafeCurrentTimeMillis()
-      const watch: Channel.Channel<
-        Chunk.Chunk<Uint8Array>,
-        Chunk.Chunk<Uint8Array>,
-        HttpClientError.ResponseError,
-        HttpClientError.ResponseError,
-        unknown,
-        unknown
-      > = Channel.readWithCause({
-        onInput: (chunk: Chunk.Chunk<Uint8Array>) => {
-          waiting = false
-          countBytes(chunk)
-          // What follows the write runs when downstream pulls again.
-          return Channel.zipRight(
-            Channel.write(chunk),
-            Channel.suspend(() => {
-              waiting = true
-              since = clock.unsafeCurrentTimeMillis()
-              return watch
-            })
-          )
-        },
-        onFailure: (cause: Cause.Cause<HttpClientError.ResponseError>) => Channel.failCause(cause),
-        onDone: () => Channel.void
-      })
-      const watchdog: Effect.Effect<void> = Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        if (waiting && now - since >= idleMillis) {
-          end({ reason: "idle" })
-          return Scope.close(requestScope, Exit.void)
-        }
-        return Effect.zipRight(Effect.sleep(waiting ? since + idleMillis - now : idleMillis), watchdog)
-      })
-      yield* Effect.forkScoped(watchdog)
-      return response.right.stream.pipe(
-        Stream.pipeThroughChannel(watch),
-        parse,
-        Stream.catchAll((error) => {
-          if (!HttpClientError.isHttpClientError(error)) return Stream.fail(error)
-          // An abort by the watchdog surfaces as a transport error; idle it was.
-          if (state.ended === undefined) end({ reason: "transport", cause: error })
-          return Stream.empty
-        }),
-        Stream.mapChunksEffect(deduplicate)
-      )
-    })
-
-    /** After an attempt: spend the budget, then wait out the delay. */
-    const afterAttempt = Effect.suspend(() => {
-      if (state.stopped) return Effect.void
-      const ended: Reconnect = state.ended ?? { reason: "closed", attempt: state.attempt }
-      if (ended.reason !== "closed") connectionErrors.unsafeUpdate(1, reasonTags[ended.reason])
-      if (state.delivered) {
-        state.failures = 0
-        state.scheduleState = schedule.initial
-      } else {
-        state.failures++
-        if (state.failures >= maxAttempts) return new SseRetriesExhausted({ attempts: state.failures, last: ended })
-      }
-      return Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const [next, , decision] = yield* schedule.step(now, ended, state.scheduleState)
-        if (ScheduleDecision.isDone(decision)) {
-          return yield* new SseRetriesExhausted({ attempts: state.failures, last: ended })
-        }
-        state.scheduleState = next
-        let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
-        if (state.serverRetry !== undefined) delay = Math.max(delay, state.serverRetry)
-        if (ended.retryAfter !== undefined) {
-          delay = Math.max(delay, Math.min(Duration.toMillis(ended.retryAfter), maxRetryAfter))
-        }
-        reconnects.unsafeUpdate(1, noTags)
-        yield* onConnection(
-          ended.status === undefined
-            ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay }
-            : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
-        )
-        yield* Effect.sleep(delay).pipe(
-          Effect.withSpan("sse.reconnect", {
-            attributes: { "sse.reason": ended.reason, "sse.delay_ms": delay, "sse.attempt": ended.attempt }
-          })
-        )
-      })
-    })
-
-    const attempt = Stream.unwrapScoped(connect).pipe(Stream.concat(Stream.execute(afterAttempt)))
-    // A loop of attempts that ends when one sets `stopped`; a tail call, so
-    // reconnecting forever does not grow anything.
-    const attempts: Channel.Channel<
-      Chunk.Chunk<SseEvent>,
-      unknown,
-      SseClientError | E | EH,
-      unknown,
-      unknown,
-      unknown,
-      HttpClient.HttpClient | RH
-    > = Channel.suspend(() =>
-      state.stopped ? Channel.void : Channel.zipRight(Stream.toChannel(attempt), attempts)
+    reconnects.unsafeUpdate(1, noTags)
+    yield* run.onConnection(
+      ended.status === undefined
+        ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay }
+        : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
     )
-    return Stream.fromChannel(attempts)
+    yield* Effect.sleep(delay).pipe(
+      Effect.withSpan("sse.reconnect", {
+        attributes: { "sse.reason": ended.reason, "sse.delay_ms": delay, "sse.attempt": ended.attempt }
+      })
+    )
+  })
+
+class IdleTimeout extends Data.TaggedError("IdleTimeout") {}
+
+/**
+ * One connection: request, answer, body. Its events go out as they are parsed
+ * and recorded; its result says how it ended.
+ */
+const connection = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  attempt: number
+): Channel.Channel<Chunk.Chunk<SseEvent>, unknown, SseClientError | E | EH, unknown, Outcome, unknown, RH | HttpClient.HttpClient> =>
+  Channel.unwrapScoped(Effect.gen(function*() {
+    const ended = (reconnect: Omit<Reconnect, "attempt">, delivered = false): Outcome => ({
+      _tag: "Ended",
+      ended: { ...reconnect, attempt },
+      delivered
+    })
+    const resumeFrom = Option.getOrUndefined(yield* run.tracker.lastEventId)
+    const request = yield* Either.match(attemptRequest(run.request, yield* run.headers, resumeFrom), {
+      onLeft: (error) => Effect.fail(error),
+      onRight: (request) => Effect.succeed(request)
+    })
+    yield* run.onConnection({ state: "connecting", attempt, lastEventId: resumeFrom })
+    // The request lives in its own scope so the idle watchdog can abort it.
+    const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    const answer = yield* awaitResponse(run, request, requestScope).pipe(
+      Effect.tap((response) => Effect.annotateCurrentSpan("sse.status", response.status)),
+      Effect.withSpan("sse.connect", {
+        attributes: { "sse.attempt": attempt, "sse.last_event_id": resumeFrom ?? "", "url.full": run.request.url }
+      }),
+      Effect.either
+    )
+    if (Either.isLeft(answer)) {
+      // Only transport and URL errors reach here; a bad URL fails again, and
+      // the budget turns that into a typed error.
+      const error = answer.left
+      return Channel.succeed(ended(error._tag === "IdleTimeout" ? { reason: "idle" } : { reason: "transport", cause: error }))
+    }
+    const response = answer.right
+    const verdict = classify(response, { url: run.request.url, attempt, now: yield* Clock.currentTimeMillis })
+    switch (verdict._tag) {
+      case "Stop":
+        return Channel.succeed(stopped)
+      case "Fail":
+        return yield* verdict.error
+      case "Retry":
+        return Channel.succeed(ended({ reason: "status", status: verdict.status, retryAfter: verdict.retryAfter }))
+      case "Read":
+        break
+    }
+    yield* run.onConnection({ state: "connected", attempt, status: response.status })
+    const watchdog = yield* IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError>(
+      run.idleTimeout,
+      Scope.close(requestScope, Exit.void)
+    )
+    return Stream.toChannel(response.stream).pipe(
+      Channel.pipeTo(watchdog.channel),
+      Channel.pipeTo(readEvents(run, new Parser({ maxEventBytes: run.maxEventBytes, onRetry: (millis) => {
+        run.serverRetry = millis
+      }, idOnlyBlocks: true }))),
+      // The watchdog's abort surfaces as a transport error (or an end): idle it was.
+      Channel.map((body) => ended(watchdog.fired ? { reason: "idle" } : body, body.delivered))
+    )
   }))
+
+/** Sends `request` and waits for the answer, within `idleTimeout`. */
+const awaitResponse = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  request: HttpClientRequest.HttpClientRequest,
+  requestScope: Scope.Scope
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError | IdleTimeout> =>
+  run.client.execute(request).pipe(
+    Scope.extend(requestScope),
+    // A server that accepts and then says nothing is as idle as a silent body.
+    Effect.timeoutFail({ onTimeout: () => new IdleTimeout(), duration: run.idleTimeout })
+  )
+
+/** How a body ended, and whether it brought a new event. */
+interface BodyEnd {
+  readonly reason: "closed" | "transport"
+  readonly cause?: unknown
+  readonly delivered: boolean
+}
+
+const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
+  let bytes = 0
+  for (const piece of chunk) bytes += piece.length
+  bytesReceived.unsafeUpdate(bytes, noTags)
+}
+
+const keepWithoutId = { keepWithoutId: true } as const
+
+/**
+ * Bytes in, new events out: parses, records in the tracker (dropping replays,
+ * keeping id-less events in place), and ends with how the body ended. Events
+ * completed before a transport failure are delivered before it is reported.
+ */
+const readEvents = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  parser: Parser
+): Channel.Channel<
+  Chunk.Chunk<SseEvent>,
+  Chunk.Chunk<Uint8Array>,
+  E | SseEventTooLarge,
+  HttpClientError.ResponseError,
+  BodyEnd,
+  unknown
+> => {
+  type Reader = Channel.Channel<
+    Chunk.Chunk<SseEvent>,
+    Chunk.Chunk<Uint8Array>,
+    E | SseEventTooLarge,
+    HttpClientError.ResponseError,
+    BodyEnd,
+    unknown
+  >
+  let delivered = false
+  const emit = (events: Array<SseEvent>, next: () => Reader): Reader => {
+    if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
+    if (events.length === 0) return next()
+    eventsReceived.unsafeUpdate(events.length, noTags)
+    return Channel.flatMap(Channel.fromEffect(run.tracker.recordAll(events, keepWithoutId)), (kept) => {
+      if (kept.length === 0) return next()
+      delivered = true
+      return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(kept as Array<SseEvent>)), Channel.suspend(next))
+    })
+  }
+  const read: Reader = Channel.readWithCause({
+    onInput: (bytes: Chunk.Chunk<Uint8Array>) => {
+      countBytes(bytes)
+      return emit(parser.push(bytes), () => read)
+    },
+    onFailure: (cause: Cause.Cause<HttpClientError.ResponseError>) => {
+      // A read that failed is a transport failure; anything else (a defect, an
+      // interruption) is not the server's doing and ends the stream.
+      const failure = Cause.failureOrCause(cause)
+      return Either.isLeft(failure)
+        ? Channel.succeed<BodyEnd>({ reason: "transport", cause: failure.left, delivered })
+        : Channel.failCause(failure.right)
+    },
+    onDone: () => emit(parser.end(), () => Channel.succeed<BodyEnd>({ reason: "closed", delivered }))
+  })
+  return read
+}

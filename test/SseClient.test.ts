@@ -2,8 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Option, type Scope, Stream } from "effect"
-import * as EventTracker from "../src/EventTracker.js"
+import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, type Scope, Stream } from "effect"
 import * as SseClient from "../src/SseClient.js"
 import type { SseEvent } from "../src/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
@@ -19,26 +18,6 @@ const live = <A, E>(name: string, body: () => Effect.Effect<A, E, HttpClient.Htt
   it.scopedLive(name, () => Effect.provide(body(), NodeHttpClient.layerUndici))
 
 describe("SseClient over loopback", () => {
-  live("sends Last-Event-ID after a dropped connection and resumes", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make(async (_req, res, n) => {
-        if (n === 3) return void res.writeHead(204).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        if (n === 1) {
-          await SseServer.write(res, "id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: cut-mi")
-          SseServer.cut(res)
-        } else {
-          // Replays from the id it was given, with overlap.
-          await SseServer.write(res, "id: 2\ndata: b\n\nid: 3\ndata: c\n\n")
-          res.end()
-        }
-      })
-      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      expect(events).toEqual(["1", "2", "3"])
-      expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, "2", "3"])
-      expect(server.requests[0]!.headers.accept).toBe("text/event-stream")
-    }))
-
   live("an id beyond ASCII is resumed with its UTF-8 bytes, as browsers send it", () =>
     Effect.gen(function*() {
       const server = yield* SseServer.make(async (_req, res, n) => {
@@ -52,158 +31,6 @@ describe("SseClient over loopback", () => {
       // node:http hands header bytes over as latin1; decoded as UTF-8 they are the id.
       const sent = server.requests[1]!.headers["last-event-id"] as string
       expect(Buffer.from(sent, "latin1").toString("utf8")).toBe("café-☕-1")
-    }))
-
-  live("a Retry-After longer than maxRetryAfter waits only maxRetryAfter", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 1) return void res.writeHead(429, { "retry-after": "86400" }).end()
-        res.writeHead(204).end()
-      })
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, maxRetryAfter: "200 millis" }))
-      const [first, second] = server.requests
-      expect(second!.at - first!.at).toBeGreaterThanOrEqual(190)
-      expect(second!.at - first!.at).toBeLessThan(5_000)
-    }))
-
-  live("an empty id: clears the Last-Event-ID buffer", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 2) return void res.writeHead(204).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end("id: 7\ndata: a\n\nid:\ndata: b\n\n")
-      })
-      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      expect(events).toEqual(["7", ""])
-      expect(server.requests[1]!.headers["last-event-id"]).toBeUndefined()
-    }))
-
-  live("starts from a restored tracker's lastEventId, or an explicit one", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res) => void res.writeHead(204).end())
-      const tracker = yield* EventTracker.make({ maxTracked: 10 })
-      yield* tracker.restore({ lastEventId: Option.some("41"), recentIds: ["40", "41"] })
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), { tracker }))
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), { lastEventId: "99" }))
-      expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual(["41", "99"])
-    }))
-
-  live("drops events the tracker has seen and passes on events without id", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 2) return void res.writeHead(204).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end("id: 40\ndata: old\n\ndata: no-id\n\nid: 41\ndata: old\n\nid: 42\ndata: new\n\n")
-      })
-      const tracker = yield* EventTracker.make({ maxTracked: 10 })
-      yield* tracker.restore({ lastEventId: Option.some("41"), recentIds: ["40", "41"] })
-      const events = yield* Stream.runCollect(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, tracker }))
-      expect(Chunk.toReadonlyArray(events).map((e) => e.data)).toEqual(["no-id", "new"])
-      expect(yield* tracker.lastEventId).toEqual(Option.some("42"))
-    }))
-
-  live("waits at least the server's retry: before reconnecting", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 2) return void res.writeHead(204).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end("retry: 300\n\nid: 1\ndata: a\n\n")
-      })
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      const [first, second] = server.requests
-      expect(second!.at - first!.at).toBeGreaterThanOrEqual(290)
-    }))
-
-  live("204 ends the stream without reconnecting", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res) => void res.writeHead(204).end())
-      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      expect(events).toEqual([])
-      expect(server.requests.length).toBe(1)
-    }))
-
-  live("a 4xx other than 408 and 429 is fatal", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res) => void res.writeHead(401).end())
-      const result = yield* Effect.either(collect(SseClient.stream(HttpClientRequest.get(server.url), fast)))
-      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "SseHttpError", status: 401, attempt: 1 })
-      expect(server.requests.length).toBe(1)
-    }))
-
-  live("503 with Retry-After waits that long", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 1) return void res.writeHead(503, { "retry-after": "1" }).end()
-        res.writeHead(204).end()
-      })
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      const [first, second] = server.requests
-      expect(second!.at - first!.at).toBeGreaterThanOrEqual(990)
-    }))
-
-  live("429, 408 and 5xx are retried", () =>
-    Effect.gen(function*() {
-      const statuses = [429, 408, 500, 502]
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n <= statuses.length) return void res.writeHead(statuses[n - 1]!).end()
-        res.writeHead(204).end()
-      })
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), fast))
-      expect(server.requests.length).toBe(5)
-    }))
-
-  live("a non-event-stream content type is fatal", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res) => void res.writeHead(200, { "content-type": "text/html" }).end("<p>"))
-      const result = yield* Effect.either(collect(SseClient.stream(HttpClientRequest.get(server.url), fast)))
-      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "SseContentTypeError", contentType: "text/html" })
-    }))
-
-  live("runs the headers Effect before every attempt; sends method and body", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 3) return void res.writeHead(204).end()
-        res.writeHead(500).end()
-      })
-      let token = 0
-      const headers = Effect.sync(() => ({ authorization: `Bearer ${++token}` }))
-      const request = HttpClientRequest.post(server.url).pipe(HttpClientRequest.bodyText("{\"q\":1}", "application/json"))
-      yield* Stream.runDrain(SseClient.stream(request, { ...fast, headers }))
-      expect(server.requests.map((r) => r.headers.authorization)).toEqual(["Bearer 1", "Bearer 2", "Bearer 3"])
-      expect(server.requests.map((r) => [r.method, r.body])).toEqual(Array(3).fill(["POST", "{\"q\":1}"]))
-    }))
-
-  live("fails with SseRetriesExhausted after maxAttempts attempts without a new event", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n % 2 === 1) return void res.writeHead(500).end()
-        // A graceful close that delivers nothing new does not reset the budget.
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end(": idle\n\nid: 1\ndata: replayed\n\n")
-      })
-      const tracker = yield* EventTracker.make({ maxTracked: 10 })
-      yield* tracker.restore({ lastEventId: Option.some("1"), recentIds: ["1"] })
-      const result = yield* Effect.either(
-        collect(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, tracker, maxAttempts: 4 }))
-      )
-      expect(Either.isLeft(result) && result.left).toMatchObject({
-        _tag: "SseRetriesExhausted",
-        attempts: 4,
-        last: { reason: "closed", attempt: 4 }
-      })
-      expect(server.requests.length).toBe(4)
-    }))
-
-  live("an attempt that delivers a new event resets the budget", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 10) return void res.writeHead(204).end()
-        if (n % 3 !== 0) return void res.writeHead(503).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end(`id: ${n}\ndata: x\n\n`)
-      })
-      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, maxAttempts: 3 }))
-      expect(events).toEqual(["3", "6", "9"])
     }))
 
   live("reconnects when no byte arrives within idleTimeout", () =>
@@ -238,6 +65,39 @@ describe("SseClient over loopback", () => {
       )
       expect(ids(events)).toEqual(["1", "2", "3"])
       expect(server.requests.length).toBe(1)
+    }))
+
+  live("a consumer slower than idleTimeout, on events arriving in separate writes, is not idle", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make(async (_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        // Each event its own write, well within idleTimeout of the one before;
+        // then the connection stays open.
+        for (let n = 1; n <= 4 && !res.destroyed; n++) {
+          await SseServer.write(res, `id: ${n}\ndata: x\n\n`)
+          await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+      })
+      const events = yield* SseClient.stream(HttpClientRequest.get(server.url), { ...fast, idleTimeout: "100 millis" }).pipe(
+        Stream.tap(() => Effect.sleep("250 millis")),
+        Stream.take(4),
+        Stream.runCollect
+      )
+      expect(ids(events)).toEqual(["1", "2", "3", "4"])
+      expect(server.requests.length).toBe(1)
+    }))
+
+  live("an id with a control character ends the stream at once, before any futile reconnect", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: a\x01b\ndata: x\n\n")
+      })
+      const started = performance.now()
+      const result = yield* Effect.either(collect(SseClient.stream(HttpClientRequest.get(server.url), fast)))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "SseResumeIdError", lastEventId: "a\x01b" })
+      expect(server.requests.length).toBe(1)
+      expect(performance.now() - started).toBeLessThan(2_000)
     }))
 
   it.scopedLive("idle timeout also covers a server that never answers, on node:http too", () =>
@@ -293,31 +153,6 @@ describe("SseClient over loopback", () => {
       expect(closedAt! - before).toBeLessThan(50)
     }))
 
-  live("reports connection changes to onConnection", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res, n) => {
-        if (n === 1) return void res.writeHead(503).end()
-        if (n === 3) return void res.writeHead(204).end()
-        res.writeHead(200, SseServer.sseHeaders)
-        res.end("id: 1\ndata: a\n\n")
-      })
-      const seen: Array<SseClient.ConnectionStatus> = []
-      yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), {
-        ...fast,
-        onConnection: (status) => Effect.sync(() => seen.push(status))
-      }))
-      expect(seen.map((s) => s.state === "reconnecting" ? [s.state, s.reason, s.status] : [s.state, s.attempt])).toEqual([
-        ["connecting", 1],
-        ["reconnecting", "status", 503],
-        ["connecting", 2],
-        ["connected", 2],
-        ["reconnecting", "closed", undefined],
-        ["connecting", 3]
-      ])
-      expect(seen[4]).toMatchObject({ state: "reconnecting", attempt: 2 })
-      expect(seen[5]).toMatchObject({ lastEventId: "1" })
-    }))
-
   live("a slow consumer slows the read: the server's writes back up", () =>
     Effect.gen(function*() {
       let written = 0
@@ -357,7 +192,27 @@ describe("SseClient.config", () => {
       )
       expect(Duration.toMillis(fromEnv.idleTimeout)).toBe(15_000)
       expect(fromEnv.maxAttempts).toBe(3)
-      for (const [name, value] of [["SSE_IDLE_TIMEOUT", "0 seconds"], ["SSE_MAX_ATTEMPTS", "0"], ["SSE_MAX_EVENT_BYTES", "-1"], ["SSE_MAX_TRACKED", "0"]]) {
+      expect(defaults.tracePropagation).toBe(true)
+      expect(defaults.maxRedirects).toBe(20)
+      const quiet = yield* Effect.withConfigProvider(
+        SseClient.config,
+        ConfigProvider.fromMap(new Map([["SSE_TRACE_PROPAGATION", "false"], ["SSE_MAX_REDIRECTS", "0"]]))
+      )
+      expect(quiet.tracePropagation).toBe(false)
+      expect(quiet.maxRedirects).toBe(0)
+      for (
+        const [name, value] of [
+          ["SSE_IDLE_TIMEOUT", "0 seconds"],
+          ["SSE_MAX_ATTEMPTS", "0"],
+          ["SSE_MAX_EVENT_BYTES", "-1"],
+          ["SSE_MAX_TRACKED", "0"],
+          ["SSE_INITIAL_DELAY", "0 millis"],
+          ["SSE_MAX_DELAY", "0 seconds"],
+          ["SSE_MAX_RETRY_AFTER", "0 seconds"],
+          ["SSE_MAX_REDIRECTS", "-1"],
+          ["SSE_TRACE_PROPAGATION", "sometimes"]
+        ]
+      ) {
         const invalid = yield* Effect.withConfigProvider(SseClient.config, ConfigProvider.fromMap(new Map([[name!, value!]]))).pipe(Effect.either)
         expect(Either.isLeft(invalid), name).toBe(true)
       }

@@ -1,0 +1,169 @@
+/**
+ * The client's pieces on their own, without a stream or a socket: response
+ * classification, reconnect delay and budget, the attempt's request, and the
+ * idle watchdog under TestClock.
+ */
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Stream, TestClock } from "effect"
+import { attemptRequest, lastEventIdHeader } from "../src/internal/attemptRequest.js"
+import { IdleWatchdog } from "../src/internal/idleWatchdog.js"
+import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/internal/reconnect.js"
+import { classify, parseRetryAfter } from "../src/internal/response.js"
+import { settle } from "./support/settle.js"
+
+const context = { url: "http://sse.test/", attempt: 3, now: 1_000_000 }
+const sse = { "content-type": "text/event-stream; charset=utf-8" }
+
+describe("classify", () => {
+  it("reads a 2xx event stream, stops on 204", () => {
+    expect(classify({ status: 200, headers: sse }, context)).toEqual({ _tag: "Read" })
+    expect(classify({ status: 204, headers: {} }, context)).toEqual({ _tag: "Stop" })
+  })
+
+  it("retries transient statuses, with Retry-After on 429 and 503 only", () => {
+    expect(classify({ status: 503, headers: { "retry-after": "7" } }, context)).toEqual({
+      _tag: "Retry",
+      status: 503,
+      retryAfter: Duration.seconds(7)
+    })
+    expect(classify({ status: 500, headers: { "retry-after": "7" } }, context)).toEqual({
+      _tag: "Retry",
+      status: 500,
+      retryAfter: undefined
+    })
+  })
+
+  it("fails on every other status and on a wrong content type", () => {
+    for (const status of [301, 304, 400, 401, 403, 404, 410, 501, 505]) {
+      const verdict = classify({ status, headers: sse }, context)
+      expect(verdict._tag === "Fail" && verdict.error, String(status)).toMatchObject({
+        _tag: "SseHttpError",
+        status,
+        attempt: 3
+      })
+    }
+    const verdict = classify({ status: 200, headers: { "content-type": "text/html" } }, context)
+    expect(verdict._tag === "Fail" && verdict.error).toMatchObject({ _tag: "SseContentTypeError", contentType: "text/html" })
+  })
+
+  it("parses Retry-After as seconds or an HTTP date; ignores anything else", () => {
+    expect(parseRetryAfter(" 12 ", 0)).toEqual(Duration.seconds(12))
+    expect(parseRetryAfter(new Date(61_000).toUTCString(), 1_000)).toEqual(Duration.millis(60_000))
+    expect(parseRetryAfter(new Date(0).toUTCString(), 1_000)).toEqual(Duration.millis(0))
+    expect(parseRetryAfter("soon", 0)).toBeUndefined()
+    expect(parseRetryAfter(undefined, 0)).toBeUndefined()
+  })
+})
+
+describe("reconnectDelay", () => {
+  const base = { scheduled: 100, serverRetry: undefined, retryAfter: undefined, maxRetryAfter: 60_000 }
+  it("is the schedule's delay, raised to the server's retry: or Retry-After, whichever is longer", () => {
+    expect(reconnectDelay(base)).toBe(100)
+    expect(reconnectDelay({ ...base, serverRetry: 5_000 })).toBe(5_000)
+    expect(reconnectDelay({ ...base, serverRetry: 5_000, retryAfter: Duration.seconds(8) })).toBe(8_000)
+    expect(reconnectDelay({ ...base, serverRetry: 50 })).toBe(100)
+    expect(reconnectDelay({ ...base, scheduled: -5 })).toBe(0)
+  })
+
+  it("caps what the server asks at maxRetryAfter, and everything at what a sleep can time", () => {
+    expect(reconnectDelay({ ...base, serverRetry: 1e12 })).toBe(60_000)
+    expect(reconnectDelay({ ...base, retryAfter: Duration.infinity })).toBe(60_000)
+    expect(reconnectDelay({ ...base, serverRetry: 1e12, maxRetryAfter: Infinity })).toBe(maxSleepMillis)
+    expect(reconnectDelay({ ...base, scheduled: Infinity })).toBe(maxSleepMillis)
+    expect(reconnectDelay({ ...base, scheduled: NaN })).toBe(0)
+  })
+})
+
+describe("RetryBudget", () => {
+  const ended: Reconnect = { reason: "closed", attempt: 1 }
+  it.effect("spends one attempt per ending without a new event; a new event refills it and restarts the schedule", () =>
+    Effect.gen(function*() {
+      const budget = new RetryBudget(Schedule.exponential("100 millis"), 3)
+      expect(yield* budget.next(ended, false, 0)).toBe(100)
+      expect(yield* budget.next(ended, false, 0)).toBe(200)
+      expect(yield* budget.next(ended, true, 0)).toBe(100)
+      expect(yield* budget.next(ended, false, 0)).toBe(200)
+      expect(yield* budget.next(ended, false, 0)).toBe(400)
+      const exhausted = yield* Effect.flip(budget.next({ ...ended, attempt: 6 }, false, 0))
+      expect(exhausted).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 3, last: { attempt: 6 } })
+    }))
+
+  it.effect("a schedule that ends exhausts it", () =>
+    Effect.gen(function*() {
+      const budget = new RetryBudget(Schedule.recurs(1), 10)
+      yield* budget.next(ended, false, 0)
+      expect(yield* Effect.flip(budget.next(ended, false, 0))).toMatchObject({ attempts: 2 })
+    }))
+})
+
+describe("attemptRequest", () => {
+  const request = HttpClientRequest.get("http://sse.test/")
+  const built = (headers: Record<string, string> | undefined, id: string | undefined) =>
+    Either.getOrThrow(attemptRequest(request, headers, id)).headers
+
+  it("adds Accept and Cache-Control unless given, and the resume point", () => {
+    expect(built(undefined, "41")).toMatchObject({
+      accept: "text/event-stream",
+      "cache-control": "no-store",
+      "last-event-id": "41"
+    })
+    expect(built({ Accept: "application/json, text/event-stream", "Cache-Control": "no-cache" }, "")).toEqual({
+      accept: "application/json, text/event-stream",
+      "cache-control": "no-cache"
+    })
+  })
+
+  it("sends ids beyond ASCII as UTF-8 bytes and refuses what no header carries exactly", () => {
+    expect(lastEventIdHeader("é")).toBe("\u00c3\u00a9")
+    expect(lastEventIdHeader("a\tb c")).toBe("a\tb c")
+    for (const id of ["a\x00", "a\x01", "a\x1f", "a\x7f", " a", "a ", "\ta", "a\t"]) {
+      expect(lastEventIdHeader(id), JSON.stringify(id)).toBeUndefined()
+      expect(Either.getLeft(attemptRequest(request, undefined, id))._tag, JSON.stringify(id)).toBe("Some")
+    }
+  })
+})
+
+describe("IdleWatchdog", () => {
+  /** A source of `chunks` that then stays silent, through a watchdog that counts its firings. */
+  const watched = (chunks: Array<number>) =>
+    Effect.gen(function*() {
+      let fired = 0
+      const watchdog = yield* IdleWatchdog.make<number, never>("1 second", Effect.sync(() => void fired++))
+      // One chunk per read, as a body delivers them.
+      const source = Stream.concat(Stream.rechunk(Stream.fromIterable(chunks), 1), Stream.never)
+      return { watchdog, fired: () => fired, through: Stream.pipeThroughChannel(source, watchdog.channel) }
+    })
+
+  it.scoped("fires once a read has waited idleTimeout, not before", () =>
+    Effect.gen(function*() {
+      const { fired, through, watchdog } = yield* watched([1])
+      const fiber = yield* Effect.fork(Stream.runDrain(through))
+      yield* settle
+      yield* TestClock.adjust("999 millis")
+      yield* settle
+      expect(fired()).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      expect(fired()).toBe(1)
+      expect(watchdog.fired).toBe(true)
+      yield* TestClock.adjust("10 seconds")
+      expect(fired()).toBe(1)
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.scoped("a consumer slower than idleTimeout does not make it fire", () =>
+    Effect.gen(function*() {
+      const { fired, through } = yield* watched([1, 2, 3, 4])
+      const fiber = yield* Effect.fork(
+        through.pipe(Stream.tap(() => Effect.sleep("5 seconds")), Stream.take(4), Stream.runCollect)
+      )
+      for (let i = 0; i < 4; i++) {
+        yield* settle
+        yield* TestClock.adjust("5 seconds")
+      }
+      yield* settle
+      expect(Exit.map(yield* Fiber.await(fiber), Chunk.toReadonlyArray)).toEqual(Exit.succeed([1, 2, 3, 4]))
+      expect(fired()).toBe(0)
+    }))
+})
