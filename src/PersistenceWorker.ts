@@ -3,11 +3,14 @@
  * losing a session's newest cursor. Producers wait on a bounded queue (that is the
  * backpressure); a producer that waits too long parks its cursor in a latest-only
  * slot per session instead of dropping it (the seed card's flaw). One worker fiber
- * coalesces everything to the newest cursor per session and writes it with one
- * `saveAll`, retrying failed writes with backoff while newer cursors replace older.
+ * coalesces everything to the newest cursor per session (`PendingTable`) and writes
+ * it with one `saveAll`, retrying failed writes with backoff while newer cursors
+ * replace older.
  */
 import {
-  Config as C,
+  type Cause,
+  type Clock,
+  Config,
   Context,
   Data,
   Duration,
@@ -25,7 +28,8 @@ import {
 import type { ConfigError } from "effect/ConfigError"
 import * as Backpressure from "./Backpressure.js"
 import { type Cursor, CursorStore } from "./CursorStore.js"
-import { positiveInt } from "./Settings.js"
+import { PendingTable } from "./internal/pendingTable.js"
+import { positiveDuration, positiveInt } from "./internal/settings.js"
 
 /** One new event of a session, on its way to the store. */
 export interface PersistenceRequest {
@@ -33,10 +37,6 @@ export interface PersistenceRequest {
   readonly eventId: string
   /** The session's event counter at this event; the newest cursor has the highest. */
   readonly seq: number
-  /** Failed writes of this cursor so far. */
-  readonly attempt: number
-  /** Epoch ms before which a failed write is not retried (unset: write at the next flush). */
-  readonly nextRetry?: number | undefined
   /** Epoch ms when the event was recorded: the start of its staleness. */
   readonly recordedAt: number
   /**
@@ -52,7 +52,7 @@ export class PersistenceClosedError extends Data.TaggedError("PersistenceClosedE
   readonly seq: number
 }> {}
 
-export interface Config {
+export interface Settings {
   /** Capacity of the bounded queue between producers and the worker. */
   readonly maxPending: number
   /** Most cursors (coalesced, one per session) written by one `saveAll`. */
@@ -69,7 +69,7 @@ export interface Config {
   readonly shutdownTimeout: Duration.Duration
 }
 
-export const defaults: Config = {
+export const defaults: Settings = {
   maxPending: 1_000,
   batchSize: 1_000,
   flushInterval: Duration.millis(100),
@@ -79,15 +79,35 @@ export const defaults: Config = {
   shutdownTimeout: Duration.seconds(5)
 }
 
-/** The worker's options from the environment, each with its default. */
-export const config: C.Config<Config> = C.all({
-  maxPending: positiveInt("SSE_MAX_PENDING", defaults.maxPending),
-  batchSize: positiveInt("SSE_BATCH_SIZE", defaults.batchSize),
-  flushInterval: C.withDefault(C.duration("SSE_FLUSH_INTERVAL"), defaults.flushInterval),
-  offerTimeout: C.withDefault(C.duration("SSE_PERSIST_TIMEOUT"), defaults.offerTimeout),
-  maxAttempts: positiveInt("SSE_PERSIST_MAX_ATTEMPTS", defaults.maxAttempts),
-  retryBase: C.withDefault(C.duration("SSE_PERSIST_RETRY_BASE"), defaults.retryBase),
-  shutdownTimeout: C.withDefault(C.duration("SSE_SHUTDOWN_TIMEOUT"), defaults.shutdownTimeout)
+/** The worker's settings from the environment, each with its default. */
+export const config: Config.Config<Settings> = Config.all({
+  maxPending: positiveInt("SSE_MAX_PENDING", defaults.maxPending, "Capacity of the queue between sessions and the writer"),
+  batchSize: positiveInt("SSE_BATCH_SIZE", defaults.batchSize, "Most session cursors written by one store transaction"),
+  flushInterval: positiveDuration(
+    "SSE_FLUSH_INTERVAL",
+    defaults.flushInterval,
+    "Longest a recorded cursor waits before it is written"
+  ),
+  offerTimeout: positiveDuration(
+    "SSE_PERSIST_TIMEOUT",
+    defaults.offerTimeout,
+    "How long a session waits on a full queue before parking its cursor"
+  ),
+  maxAttempts: positiveInt(
+    "SSE_PERSIST_MAX_ATTEMPTS",
+    defaults.maxAttempts,
+    "Failed writes of a cursor before it counts as failed (it is still kept and retried)"
+  ),
+  retryBase: positiveDuration(
+    "SSE_PERSIST_RETRY_BASE",
+    defaults.retryBase,
+    "First retry delay of a failed write; doubles per attempt, up to 100 times"
+  ),
+  shutdownTimeout: positiveDuration(
+    "SSE_SHUTDOWN_TIMEOUT",
+    defaults.shutdownTimeout,
+    "How long closing may spend writing the cursors that are left"
+  )
 })
 
 export interface Stats {
@@ -97,6 +117,8 @@ export interface Stats {
   readonly parked: number
   /** Coalesced cursors taken by the worker and not yet durable. */
   readonly pending: number
+  /** Offers that waited past `offerTimeout` and were parked, since this worker started. */
+  readonly timedOut: number
 }
 
 export class PersistenceWorker extends Context.Tag("effect-sse-resume/PersistenceWorker")<PersistenceWorker, {
@@ -142,281 +164,246 @@ const noTags: ReadonlyArray<never> = []
 const wakeUp: unique symbol = Symbol("PersistenceWorker/wakeUp")
 type Item = PersistenceRequest | typeof wakeUp
 
-/** A coalesced cursor the worker holds until it is durable. */
-interface Pending {
-  eventId: string
-  seq: number
-  attempt: number
-  nextRetry: number | undefined
-  recentIds: ((upTo: string) => ReadonlyArray<string>) | undefined
-  /** The oldest event this cursor covers that is not durable yet. */
-  firstRecordedAt: number
+/** What the worker's steps share: the queue, the parking slot and the pending table. */
+interface State {
+  readonly settings: Settings
+  readonly store: CursorStore["Type"]
+  readonly clock: Clock.Clock
+  readonly queue: Queue.Queue<Item>
+  /** The newest timed-out request per session, until the worker takes it. */
+  readonly parked: Map<string, PersistenceRequest>
+  readonly table: PendingTable
+  /** Set when the scope starts closing: `persist` refuses, the loop turns to draining. */
+  closing: boolean
+  /**
+   * Producers past the `closing` check that have not queued or parked yet; the
+   * final drain waits for them so none of their cursors lands behind it.
+   */
+  inFlight: number
+  /** Offers parked after `offerTimeout`, for `Stats.timedOut`. */
+  timedOut: number
+  /** A wake-up is in the queue: one is enough, and it is not a cursor left at shutdown. */
+  wakeQueued: boolean
 }
-
-// Retry delays stop doubling at 100× the base, so a store that comes back is found soon.
-const maxBackoffFactor = 100
 
 /** Starts the worker in the current scope; closing the scope drains it. */
 export const make = (
-  options: Partial<Config> = {}
+  options: Partial<Settings> = {}
 ): Effect.Effect<PersistenceWorker["Type"], never, CursorStore | Scope.Scope> =>
   Effect.gen(function*() {
-    const cfg: Config = { ...defaults, ...options }
-    const store = yield* CursorStore
-    const clock = yield* Effect.clock
-    const flushMillis = Duration.toMillis(cfg.flushInterval)
-    const retryBaseMillis = Duration.toMillis(cfg.retryBase)
-    const queue = yield* Queue.bounded<Item>(cfg.maxPending)
-    const parked = new Map<string, PersistenceRequest>()
-    const pending = new Map<string, Pending>()
-    let closing = false
-    // Producers past the `closing` check that have not queued or parked yet; the
-    // final drain waits for them so none of their cursors lands behind it.
-    let inFlight = 0
-    // Fresh cursors (never failed) are written together once the oldest has waited
-    // `flushInterval`; failed ones each wait for their own `nextRetry`.
-    let fresh = 0
-    let flushAt: number | undefined = undefined
-    let retryAt = Infinity
-
-    const absorb = (request: PersistenceRequest, now: number): number => {
-      const held = pending.get(request.sessionId)
-      if (held === undefined) {
-        pending.set(request.sessionId, {
-          eventId: request.eventId,
-          seq: request.seq,
-          attempt: request.attempt,
-          nextRetry: request.nextRetry,
-          recentIds: request.recentIds,
-          firstRecordedAt: request.recordedAt
-        })
-        if (request.nextRetry === undefined) {
-          fresh++
-          if (flushAt === undefined) flushAt = now + flushMillis
-        } else if (request.nextRetry < retryAt) retryAt = request.nextRetry
-        return 0
-      }
-      // A newer cursor takes over the held one's retry schedule: the retry then writes the newest.
-      if (request.seq > held.seq) {
-        held.eventId = request.eventId
-        held.seq = request.seq
-        held.recentIds = request.recentIds
-      }
-      if (request.recordedAt < held.firstRecordedAt) held.firstRecordedAt = request.recordedAt
-      return 1
+    const settings: Settings = { ...defaults, ...options }
+    const state: State = {
+      settings,
+      store: yield* CursorStore,
+      clock: yield* Effect.clock,
+      queue: yield* Queue.bounded<Item>(settings.maxPending),
+      parked: new Map(),
+      table: new PendingTable({
+        batchSize: settings.batchSize,
+        flushIntervalMillis: Duration.toMillis(settings.flushInterval),
+        maxAttempts: settings.maxAttempts,
+        retryBaseMillis: Duration.toMillis(settings.retryBase)
+      }),
+      closing: false,
+      inFlight: 0,
+      timedOut: 0,
+      wakeQueued: false
     }
-
-    const absorbAll = (items: Iterable<Item>, depth: number) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      let folded = 0
-      for (const item of items) if (item !== wakeUp) folded += absorb(item, now)
-      for (const request of parked.values()) folded += absorb(request, now)
-      parked.clear()
-      if (folded > 0) coalesced.unsafeUpdate(folded, noTags)
-      queueDepth.unsafeUpdate(depth, noTags)
-    }
-
-    // Taking and absorbing are one uninterruptible step: an interrupted take can lose
-    // the items it was just handed.
-    /** Moves everything queued and parked into `pending` without waiting. */
-    const takeAll = Effect.uninterruptible(Effect.map(Queue.takeAll(queue), (items) => absorbAll(items, items.length)))
-    /** Like `takeAll`, but first waits for at least one item. */
-    const takeSome = Effect.uninterruptible(
-      Effect.map(Queue.takeBetween(queue, 1, Number.MAX_SAFE_INTEGER), (items) => absorbAll(items, items.length))
-    )
-
-    const isDue = (held: Pending, now: number) => held.nextRetry === undefined || held.nextRetry <= now
-
-    /** Recounts the schedule after a write: O(pending), once per batch. */
-    const reschedule = (now: number) => {
-      fresh = 0
-      retryAt = Infinity
-      for (const held of pending.values()) {
-        if (held.nextRetry === undefined) fresh++
-        else if (held.nextRetry < retryAt) retryAt = held.nextRetry
-      }
-      if (fresh === 0) flushAt = undefined
-      else if (flushAt === undefined) flushAt = now + flushMillis
-    }
-
-    /** Writes the due cursors (up to `batchSize`) with one `saveAll`. */
-    const write = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const batch: Array<[string, Pending]> = []
-      const cursors: Array<Cursor> = []
-      for (const entry of pending) {
-        const [sessionId, held] = entry
-        if (!isDue(held, now)) continue
-        batch.push(entry)
-        cursors.push({
-          sessionId,
-          lastEventId: held.eventId,
-          seq: held.seq,
-          recentIds: held.recentIds?.(held.eventId),
-          updatedAt: now
-        })
-        if (batch.length === cfg.batchSize) break
-      }
-      return store.saveAll(cursors).pipe(
-        Effect.exit,
-        Effect.flatMap((exit) => {
-          const done = clock.unsafeCurrentTimeMillis()
-          if (Exit.isSuccess(exit)) {
-            for (const [sessionId, held] of batch) {
-              cursorStaleness.unsafeUpdate(done - held.firstRecordedAt, noTags)
-              pending.delete(sessionId)
-            }
-            batchLatency.unsafeUpdate(done - now, noTags)
-            batches.unsafeUpdate(1, noTags)
-            reschedule(done)
-            return Effect.void
-          }
-          return Effect.flatMap(Random.next, (random) => {
-            let failed = 0
-            for (const [, held] of batch) {
-              held.attempt++
-              // Doubling per attempt with jitter in [½, 1) of the delay, so cursors (and
-              // instances) that failed together do not retry together.
-              const factor = Math.min(maxBackoffFactor, 2 ** (held.attempt - 1))
-              held.nextRetry = done + Math.ceil(retryBaseMillis * factor * (0.5 + random / 2))
-              if (held.attempt >= cfg.maxAttempts) {
-                // Counted, and kept: its backoff starts over and a later flush writes it.
-                failed++
-                held.attempt = 0
-              }
-            }
-            reschedule(done)
-            retries.unsafeUpdate(batch.length, noTags)
-            if (failed > 0) failures.unsafeUpdate(failed, noTags)
-            return Effect.logWarning("PersistenceWorker: saveAll failed; cursors kept for retry", exit.cause).pipe(
-              Effect.annotateLogs({ cursors: batch.length, failedAfterMaxAttempts: failed, retryAt }),
-              Effect.when(() => batch.some(([, held]) => held.attempt === 1) || failed > 0)
-            )
-          })
-        }),
-        Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": cursors.length } })
-      )
-    })
-
-    /** Waits for queued items, or until `deadline` (epoch ms) if given, then absorbs them. */
-    const waitForWork = (deadline: number | undefined) =>
-      deadline === undefined ? takeSome : Effect.gen(function*() {
-        // A timer that queues a wake-up rather than a timed take, for the reason above.
-        const timer = yield* Effect.forkDaemon(
-          Effect.sleep(Math.max(0, deadline - clock.unsafeCurrentTimeMillis())).pipe(
-            Effect.andThen(() => queue.unsafeOffer(wakeUp))
-          )
-        )
-        yield* takeSome
-        yield* Fiber.interruptFork(timer)
-      })
-
-    /** When the next write is due (epoch ms), or undefined when nothing is pending. */
-    const nextWrite = (): number | undefined => {
-      const freshAt = fresh === 0 ? Infinity : pending.size >= cfg.batchSize ? 0 : flushAt!
-      const at = Math.min(freshAt, retryAt)
-      return at === Infinity ? undefined : at
-    }
-
-    const step = Effect.gen(function*() {
-      yield* takeAll
-      const at = nextWrite()
-      if (at !== undefined && clock.unsafeCurrentTimeMillis() >= at) return yield* write
-      if (closing) return
-      yield* waitForWork(at)
-    })
-
-    // On close: keep absorbing and writing everything, fresh at once, failed ones on
-    // their schedule, until nothing is left.
-    const drain = Effect.gen(function*() {
-      while (true) {
-        yield* takeAll
-        if (pending.size === 0) {
-          if (inFlight === 0 && parked.size === 0 && (yield* Queue.size(queue)) === 0) return
-          // Producers still between offer and queue/slot: let them finish.
-          yield* Effect.yieldNow()
-          continue
-        }
-        const now = clock.unsafeCurrentTimeMillis()
-        const at = fresh > 0 ? now : retryAt
-        if (now >= at) yield* write
-        else yield* Effect.sleep(at - now)
-      }
-    })
-
-    const loop = Effect.gen(function*() {
-      while (!closing) yield* step
-      yield* drain
-    })
-
-    const fiber = yield* Effect.forkDaemon(loop)
-
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        closing = true
-        queue.unsafeOffer(wakeUp)
-        // Finalizers run uninterruptibly; the wait itself must be interruptible for the timeout to cut it.
-        const finished = yield* Effect.interruptible(Fiber.await(fiber)).pipe(Effect.timeoutOption(cfg.shutdownTimeout))
-        if (Option.isNone(finished)) {
-          yield* Fiber.interruptFork(fiber)
-          const left = pending.size + parked.size + (yield* Queue.size(queue))
-          failures.unsafeUpdate(left, noTags)
-          yield* Effect.logError("PersistenceWorker: shutdown timeout; cursors left unwritten").pipe(
-            Effect.annotateLogs({ cursors: left, shutdownTimeout: Duration.format(cfg.shutdownTimeout) })
-          )
-        }
-        yield* Queue.shutdown(queue)
-      })
-    )
-
-    const closedError = (request: PersistenceRequest) =>
-      Effect.fail(new PersistenceClosedError({ sessionId: request.sessionId, seq: request.seq }))
-
-    const release = Effect.sync(() => {
-      inFlight--
-    })
-
-    const persist = (request: PersistenceRequest): Effect.Effect<void, PersistenceClosedError> =>
-      Effect.suspend(() => {
-        if (closing) return closedError(request)
-        // Fast path, in the same synchronous step as the `closing` check above.
-        if (queue.unsafeOffer(request)) {
-          Backpressure.queued.unsafeUpdate(1, noTags)
-          return Effect.void
-        }
-        inFlight++
-        return Backpressure.offer(queue, request, { timeout: cfg.offerTimeout }).pipe(
-          Effect.flatMap((result) => {
-            if (result === "queued") return Effect.void
-            // "shutdown" only happens after the final drain: refusing loudly beats parking
-            // a cursor nobody will write.
-            if (result === "shutdown") return closedError(request)
-            const held = parked.get(request.sessionId)
-            if (held === undefined || request.seq > held.seq) parked.set(request.sessionId, request)
-            // The worker may be blocked on an empty queue by now.
-            queue.unsafeOffer(wakeUp)
-            return Effect.void
-          }),
-          Effect.ensuring(release)
-        )
-      })
-
-    return PersistenceWorker.of({
-      persist,
-      stats: Effect.sync(() => ({
-        // A waiting taker (the idle worker) counts as -1 in the queue's size.
-        queued: Math.max(0, Option.getOrElse(queue.unsafeSize(), () => 0)),
-        parked: parked.size,
-        pending: pending.size
-      }))
-    })
+    // A daemon, not forkScoped: the scope would wait for the fiber's interruption, and a
+    // store call that ignores interruption would then hold the close past shutdownTimeout.
+    // Forked interruptible whatever region `make` runs in, so that timeout can stop it.
+    const fiber = yield* Effect.interruptible(Effect.forkDaemon(run(state)))
+    yield* Effect.addFinalizer(() => shutdown(state, fiber))
+    return PersistenceWorker.of({ persist: persistTo(state), stats: Effect.sync(() => statsOf(state)) })
   })
 
-/** The worker with the given options (defaults for the rest). */
-export const layer = (options: Partial<Config> = {}): Layer.Layer<PersistenceWorker, never, CursorStore> =>
+// --- Producers: queue, or park after offerTimeout -----------------------------------
+
+const closedError = (request: PersistenceRequest) =>
+  Effect.fail(new PersistenceClosedError({ sessionId: request.sessionId, seq: request.seq }))
+
+const persistTo = (state: State) => {
+  const release = Effect.sync(() => {
+    state.inFlight--
+  })
+  return (request: PersistenceRequest): Effect.Effect<void, PersistenceClosedError> =>
+    Effect.suspend(() => {
+      if (state.closing) return closedError(request)
+      // Fast path, in the same synchronous step as the `closing` check above.
+      if (state.queue.unsafeOffer(request)) {
+        Backpressure.queued.unsafeUpdate(1, noTags)
+        return Effect.void
+      }
+      state.inFlight++
+      return Backpressure.offer(state.queue, request, { timeout: state.settings.offerTimeout }).pipe(
+        Effect.flatMap((result) =>
+          result === "queued" ? Effect.void :
+          // "shutdown" only happens after the final drain: refusing loudly beats parking
+          // a cursor nobody will write.
+          result === "shutdown" ? closedError(request) :
+          Effect.sync(() => park(state, request))
+        ),
+        Effect.ensuring(release)
+      )
+    })
+}
+
+/** Keeps the newest timed-out request per session for the worker's next intake. */
+const park = (state: State, request: PersistenceRequest) => {
+  state.timedOut++
+  const held = state.parked.get(request.sessionId)
+  if (held === undefined || request.seq > held.seq) state.parked.set(request.sessionId, request)
+  // The worker may be blocked on an empty queue by now.
+  wake(state)
+}
+
+/** Wakes a worker blocked on an empty queue (a full queue wakes it anyway). */
+const wake = (state: State) => {
+  if (!state.wakeQueued) state.wakeQueued = state.queue.unsafeOffer(wakeUp)
+}
+
+/** Requests in the queue, with producers blocked on offering one; a wake-up is no request. */
+const queuedRequests = (state: State) =>
+  // A waiting taker (the idle worker) counts as -1 in the queue's size.
+  Math.max(0, Option.getOrElse(state.queue.unsafeSize(), () => 0) - (state.wakeQueued ? 1 : 0))
+
+const statsOf = (state: State): Stats => ({
+  queued: queuedRequests(state),
+  parked: state.parked.size,
+  pending: state.table.size,
+  timedOut: state.timedOut
+})
+
+// --- Intake: queued and parked requests into the table --------------------------------
+
+const absorbAll = (state: State, items: Iterable<Item>, depth: number) => {
+  const now = state.clock.unsafeCurrentTimeMillis()
+  let folded = 0
+  for (const item of items) {
+    if (item === wakeUp) state.wakeQueued = false
+    else if (state.table.absorb(item, now)) folded++
+  }
+  for (const request of state.parked.values()) if (state.table.absorb(request, now)) folded++
+  state.parked.clear()
+  if (folded > 0) coalesced.unsafeUpdate(folded, noTags)
+  queueDepth.unsafeUpdate(depth, noTags)
+}
+
+// Taking and absorbing are one uninterruptible step: an interrupted take can lose
+// the items it was just handed.
+/** Moves everything queued and parked into the table without waiting. */
+const takeAll = (state: State) =>
+  Effect.uninterruptible(Effect.map(Queue.takeAll(state.queue), (items) => absorbAll(state, items, items.length)))
+
+/** Like `takeAll`, but first waits for at least one item, or until `deadline` (epoch ms) if given. */
+const takeSome = (state: State, deadline: number | undefined) => {
+  const take = Effect.uninterruptible(
+    Effect.map(Queue.takeBetween(state.queue, 1, Number.MAX_SAFE_INTEGER), (items) => absorbAll(state, items, items.length))
+  )
+  if (deadline === undefined) return take
+  // A timer that queues a wake-up rather than a timed take, for the reason above.
+  const timer = Effect.sleep(Math.max(0, deadline - state.clock.unsafeCurrentTimeMillis())).pipe(
+    Effect.andThen(() => wake(state))
+  )
+  return Effect.flatMap(Effect.fork(timer), (fiber) => Effect.zipRight(take, Fiber.interruptFork(fiber)))
+}
+
+// --- Writing: the due batch, then settle it in the table ------------------------------
+
+/** Writes the due cursors (up to `batchSize`) with one `saveAll`. */
+const write = (state: State) =>
+  Effect.suspend(() => {
+    const started = state.clock.unsafeCurrentTimeMillis()
+    const batch = state.table.due(started)
+    return state.store.saveAll(batch).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        Exit.isSuccess(exit) ? Effect.sync(() => durable(state, batch, started)) : retryLater(state, batch, exit.cause)
+      ),
+      Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": batch.length } })
+    )
+  })
+
+const durable = (state: State, batch: ReadonlyArray<Cursor>, started: number) => {
+  const done = state.clock.unsafeCurrentTimeMillis()
+  for (const millis of state.table.succeeded(batch, done)) cursorStaleness.unsafeUpdate(millis, noTags)
+  batchLatency.unsafeUpdate(done - started, noTags)
+  batches.unsafeUpdate(1, noTags)
+}
+
+const retryLater = (state: State, batch: ReadonlyArray<Cursor>, cause: Cause.Cause<unknown>) =>
+  Effect.flatMap(Random.next, (random) => {
+    const failed = state.table.failed(batch, state.clock.unsafeCurrentTimeMillis(), random)
+    retries.unsafeUpdate(batch.length, noTags)
+    if (failed.gaveUp > 0) failures.unsafeUpdate(failed.gaveUp, noTags)
+    // One line per outage, not per retry: when a cursor first fails or gives up.
+    if (!failed.firstFailure && failed.gaveUp === 0) return Effect.void
+    return Effect.logWarning("PersistenceWorker: saveAll failed; cursors kept for retry", cause).pipe(
+      Effect.annotateLogs({ cursors: batch.length, failedAfterMaxAttempts: failed.gaveUp, retryAt: failed.retryAt })
+    )
+  })
+
+// --- The loop: write what is due, else wait for work; drain once closing --------------
+
+const step = (state: State) =>
+  Effect.zipRight(takeAll(state), Effect.suspend(() => {
+    const at = state.table.nextWrite()
+    if (at !== undefined && state.clock.unsafeCurrentTimeMillis() >= at) return write(state)
+    if (state.closing) return Effect.void
+    return takeSome(state, at)
+  }))
+
+// On close: keep absorbing and writing everything, fresh at once, failed ones on
+// their schedule, until nothing is left and no producer is still on its way.
+const drain = (state: State) =>
+  Effect.gen(function*() {
+    while (true) {
+      yield* takeAll(state)
+      const at = state.table.nextWrite(true)
+      if (at === undefined) {
+        if (state.inFlight === 0 && state.parked.size === 0 && (yield* Queue.size(state.queue)) === 0) return
+        // Producers still between offer and queue/slot: let them finish.
+        yield* Effect.yieldNow()
+        continue
+      }
+      const now = state.clock.unsafeCurrentTimeMillis()
+      if (now >= at) yield* write(state)
+      else yield* Effect.sleep(at - now)
+    }
+  })
+
+const run = (state: State) =>
+  Effect.gen(function*() {
+    while (!state.closing) yield* step(state)
+    yield* drain(state)
+  })
+
+// --- Finalization: drain within shutdownTimeout, then refuse --------------------------
+
+const shutdown = (state: State, fiber: Fiber.RuntimeFiber<void>) =>
+  Effect.gen(function*() {
+    state.closing = true
+    wake(state)
+    // Finalizers run uninterruptibly; the wait itself must be interruptible for the timeout to cut it.
+    const finished = yield* Effect.interruptible(Fiber.await(fiber)).pipe(
+      Effect.timeoutOption(state.settings.shutdownTimeout)
+    )
+    if (Option.isNone(finished)) {
+      yield* Fiber.interruptFork(fiber)
+      const left = state.table.size + state.parked.size + queuedRequests(state)
+      failures.unsafeUpdate(left, noTags)
+      yield* Effect.logError("PersistenceWorker: shutdown timeout; cursors left unwritten").pipe(
+        Effect.annotateLogs({ cursors: left, shutdownTimeout: Duration.format(state.settings.shutdownTimeout) })
+      )
+    }
+    yield* Queue.shutdown(state.queue)
+  })
+
+/** The worker with the given settings (defaults for the rest). */
+export const layer = (options: Partial<Settings> = {}): Layer.Layer<PersistenceWorker, never, CursorStore> =>
   Layer.scoped(PersistenceWorker, make(options))
 
-/** The worker with its options read from the environment (`config`). */
+/** The worker with its settings read from the environment (`config`). */
 export const layerConfig: Layer.Layer<PersistenceWorker, ConfigError, CursorStore> = Layer.unwrapEffect(
   Effect.map(config, layer)
 )
