@@ -11,7 +11,6 @@ const request = (sessionId: string, seq: number, recordedAt = 0): PersistenceWor
   sessionId,
   eventId: `e${seq}`,
   seq,
-  attempt: 0,
   recordedAt
 })
 
@@ -22,7 +21,7 @@ const settle = Effect.repeatN(Effect.yieldNow(), 30)
  * A worker on a (possibly faulty) store, in its own scope so a test can close it.
  * `base` defaults to a real SQLite file.
  */
-const setup = (options: Partial<PersistenceWorker.Config>, base: Layer.Layer<CursorStore, unknown> = sqliteStore) =>
+const setup = (options: Partial<PersistenceWorker.Settings>, base: Layer.Layer<CursorStore, unknown> = sqliteStore) =>
   Effect.gen(function*() {
     const f = faults()
     const ctx = yield* Layer.build(Layer.provideMerge(faulty(f), base))
@@ -92,6 +91,8 @@ describe("PersistenceWorker", () => {
       expect((yield* worker.stats).pending).toBe(2)
       // After supersession no write carries the old cursor of r1 again.
       const superseded = f.calls.findIndex((batch) => batch.some((c) => c.sessionId === "r1" && c.seq === 2))
+      // The first write carried r1 at seq 1, so the newer cursor shows up later (never -1).
+      expect(superseded).toBeGreaterThan(0)
       expect(f.calls.slice(superseded).every((batch) => batch.every((c) => c.sessionId !== "r1" || c.seq === 2))).toBe(true)
       f.failing = false
       yield* TestClock.adjust(Duration.seconds(20))
@@ -138,7 +139,10 @@ describe("PersistenceWorker", () => {
       const done = yield* Effect.forEach(producers, (p) => Effect.map(p.poll, Option.isSome))
       expect(done.every(Boolean)).toBe(false)
       expect(maxFootprint).toBeLessThanOrEqual(16 + 3 * sessions + 1)
-      expect((yield* Metric.value(Backpressure.backpressureTimeouts)).count).toBeGreaterThan(timeoutsBefore)
+      const timeouts = (yield* Metric.value(Backpressure.backpressureTimeouts)).count - timeoutsBefore
+      expect(timeouts).toBeGreaterThan(0)
+      // This worker's own count: every timed-out offer of this test, and nothing else.
+      expect((yield* worker.stats).timedOut).toBe(timeouts)
       yield* Deferred.succeed(f.stall, void 0)
       f.stall = undefined
       while (!(yield* Effect.forEach(producers, (p) => Effect.map(p.poll, Option.isSome))).every(Boolean)) {
@@ -149,6 +153,65 @@ describe("PersistenceWorker", () => {
       yield* settle
       for (let s = 0; s < sessions; s++) expect(yield* seqOf(`p${s}`)).toEqual(Option.some(perSession))
       yield* Effect.forEach(producers, Fiber.join)
+    }))
+
+  it.scoped("an offer that times out parks its cursor, and the parked cursor is the one stored", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, worker } = yield* setup(
+        { flushInterval: flush, maxPending: 1, offerTimeout: flush },
+        Cursors.layerMemory
+      )
+      f.stall = yield* Deferred.make<void>()
+      // The worker stuck in a write, the queue full with the session's older cursor.
+      yield* worker.persist(request("w", 1))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      yield* worker.persist(request("p", 1))
+      const offer = yield* Effect.fork(worker.persist(request("p", 2)))
+      yield* settle
+      expect(Option.isNone(yield* offer.poll)).toBe(true)
+      yield* TestClock.adjust(flush)
+      yield* settle
+      // The producer is released after offerTimeout, its cursor parked, not dropped.
+      yield* Fiber.join(offer)
+      expect(yield* worker.stats).toEqual({ queued: 1, parked: 1, pending: 1, timedOut: 1 })
+      yield* Deferred.succeed(f.stall, void 0)
+      f.stall = undefined
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(yield* seqOf("p")).toEqual(Option.some(2))
+      expect(yield* worker.stats).toEqual({ queued: 0, parked: 0, pending: 0, timedOut: 1 })
+    }))
+
+  it.scoped("closing stores the cursor of a producer still blocked in offer", () =>
+    Effect.gen(function*() {
+      const { f, scope, seqOf, worker } = yield* setup(
+        { flushInterval: flush, maxPending: 1, offerTimeout: Duration.seconds(10) },
+        Cursors.layerMemory
+      )
+      f.stall = yield* Deferred.make<void>()
+      yield* worker.persist(request("w", 1))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      yield* worker.persist(request("q", 1))
+      const blocked = yield* Effect.fork(worker.persist(request("b", 1)))
+      yield* settle
+      expect(Option.isNone(yield* blocked.poll)).toBe(true)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* settle
+      // Closing has begun: new cursors are refused, the blocked one is still waiting.
+      expect((yield* Effect.flip(worker.persist(request("late", 1))))._tag).toBe("PersistenceClosedError")
+      expect(Option.isNone(yield* blocked.poll)).toBe(true)
+      yield* Deferred.succeed(f.stall, void 0)
+      f.stall = undefined
+      yield* Fiber.join(closing)
+      // Accepted (not refused), and durable once the scope is closed.
+      yield* Fiber.join(blocked)
+      expect(yield* seqOf("b")).toEqual(Option.some(1))
+      expect(yield* seqOf("q")).toEqual(Option.some(1))
+      expect(yield* seqOf("late")).toEqual(Option.none())
     }))
 
   it.scoped("closing the scope drains every cursor and then refuses new ones", () =>
@@ -164,13 +227,54 @@ describe("PersistenceWorker", () => {
 
   it.scoped("closing with a dead store gives up after shutdownTimeout", () =>
     Effect.gen(function*() {
-      const { f, scope, worker } = yield* setup({ flushInterval: flush, shutdownTimeout: Duration.seconds(1) })
+      // maxAttempts out of reach, so the failures counted below are the cursors left at the timeout.
+      const { f, scope, worker } = yield* setup({ flushInterval: flush, maxAttempts: 100, shutdownTimeout: Duration.seconds(1) })
+      const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
       f.failing = true
       yield* worker.persist(request("dead", 1))
+      yield* worker.persist(request("gone", 1))
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
-      yield* TestClock.adjust(Duration.seconds(2))
+      yield* settle
+      // The drain tries at once and keeps retrying until the timeout...
+      expect(f.calls).toHaveLength(1)
+      yield* TestClock.adjust(Duration.millis(999))
+      yield* settle
+      expect(f.calls.length).toBeGreaterThan(1)
+      expect(Option.isNone(yield* closing.poll)).toBe(true)
+      // ...and not a moment longer.
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* settle
+      expect(Option.isSome(yield* closing.poll)).toBe(true)
       yield* Fiber.join(closing)
-      expect(f.calls.length).toBeGreaterThanOrEqual(1)
+      // Both cursors are counted as left unwritten.
+      expect((yield* Metric.value(PersistenceWorker.failures)).count - failuresBefore).toBe(2)
+      // The worker is stopped: no write is attempted after the close.
+      const attempts = f.calls.length
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* settle
+      expect(f.calls).toHaveLength(attempts)
+      expect((yield* Effect.flip(worker.persist(request("dead", 2))))._tag).toBe("PersistenceClosedError")
+    }))
+
+  it.scoped("closing with a hung store gives up after shutdownTimeout and abandons the write", () =>
+    Effect.gen(function*() {
+      const { f, scope, seqOf, worker } = yield* setup({ flushInterval: flush, shutdownTimeout: Duration.seconds(1) })
+      const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
+      const stall = yield* Deferred.make<void>()
+      f.stall = stall
+      yield* worker.persist(request("hung", 1))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(f.calls).toHaveLength(1)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* Fiber.join(closing)
+      expect((yield* Metric.value(PersistenceWorker.failures)).count - failuresBefore).toBe(1)
+      // The write was interrupted: a store that wakes up later does not receive it.
+      f.stall = undefined
+      yield* Deferred.succeed(stall, void 0)
+      yield* settle
+      expect(yield* seqOf("hung")).toEqual(Option.none())
     }))
 
   it.effect("reads its options from the environment, with defaults", () =>
@@ -182,5 +286,27 @@ describe("PersistenceWorker", () => {
       expect(Duration.toMillis(cfg.flushInterval)).toBe(20)
       expect(cfg.batchSize).toBe(PersistenceWorker.defaults.batchSize)
       expect(Duration.toMillis(cfg.offerTimeout)).toBe(100)
+    }))
+
+  it.effect("refuses a zero or negative count or duration in the environment (issue 9, item 4)", () =>
+    Effect.gen(function*() {
+      const read = (name: string, value: string) =>
+        PersistenceWorker.config.pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([[name, value]]))),
+          Effect.flip,
+          Effect.map(String)
+        )
+      for (
+        const name of [
+          "SSE_FLUSH_INTERVAL",
+          "SSE_PERSIST_TIMEOUT",
+          "SSE_PERSIST_RETRY_BASE",
+          "SSE_SHUTDOWN_TIMEOUT"
+        ]
+      ) expect(yield* read(name, "0 millis")).toContain(name)
+      for (const name of ["SSE_MAX_PENDING", "SSE_BATCH_SIZE", "SSE_PERSIST_MAX_ATTEMPTS"]) {
+        expect(yield* read(name, "0")).toContain(name)
+        expect(yield* read(name, "-1")).toContain(name)
+      }
     }))
 })
