@@ -1,18 +1,77 @@
 /**
  * Sessions whose progress outlives the process: `open` restores a session's
  * EventTracker from its stored cursor and wires the tracker's async callback to the
- * PersistenceWorker (the seed card's `create_event_tracker`), so every new event
- * moves the durable cursor forward. A restarted process resumes from the stored
+ * PersistenceWorker (the seed card's `create_event_tracker`), so every new id moves
+ * the durable cursor forward. A restarted process resumes from the stored
  * `Last-Event-ID`. Handing `session.tracker` to `SseClient.stream` commits each
  * chunk as it is received; to commit only what was handled, give the client
  * `EventTracker.copy(session.tracker)` and record handled chunks into the session.
  */
-import { Config as C, Context, Data, Duration, Effect, Fiber, Layer, Option, type Scope } from "effect"
+import { type Clock, Config, Context, Data, Duration, Effect, Fiber, Layer, Option, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import { CursorStore, type CursorStoreError } from "./CursorStore.js"
+import { type Cursor, CursorStore, type CursorStoreError } from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
+import { positiveDuration, positiveInt } from "./internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
-import { positiveInt } from "./Settings.js"
+
+// --- Settings ---
+
+export interface Settings {
+  /** Most sessions open at once. */
+  readonly maxSessions: number
+  /** A session without new events for this long (and not held) is flushed and closed. */
+  readonly idleTtl: Duration.Duration
+  /**
+   * Size of each session's de-duplication window. It is stored with every cursor
+   * write, hence its own variable and a smaller default than SseClient's SSE_MAX_TRACKED.
+   */
+  readonly maxTracked: number
+}
+
+export const defaults: Settings = {
+  maxSessions: 10_000,
+  idleTtl: Duration.minutes(30),
+  maxTracked: 100
+}
+
+/** The manager's settings from the environment, each with its default. */
+export const config: Config.Config<Settings> = Config.all({
+  maxSessions: positiveInt("SSE_MAX_SESSIONS", defaults.maxSessions, "Most sessions open at once"),
+  idleTtl: positiveDuration(
+    "SSE_IDLE_TTL",
+    defaults.idleTtl,
+    "A session without new events for this long is flushed and closed"
+  ),
+  maxTracked: positiveInt(
+    "SSE_SESSION_MAX_TRACKED",
+    defaults.maxTracked,
+    "Ids in each session's de-duplication window, stored with every cursor"
+  )
+})
+
+/** A setting given to `make` or `layer` that the manager cannot run with. */
+export class SessionSettingsError extends Data.TaggedError("SessionSettingsError")<{
+  readonly setting: keyof Settings
+  readonly value: unknown
+  readonly reason: string
+}> {}
+
+/** The same rules as `config`: a zero TTL would make the idle sweeper spin, a zero count refuses everything. */
+const validate = (settings: Settings): Effect.Effect<Settings, SessionSettingsError> => {
+  const count = (setting: "maxSessions" | "maxTracked") => {
+    const value = settings[setting]
+    return Number.isSafeInteger(value) && value >= 1
+      ? undefined
+      : new SessionSettingsError({ setting, value, reason: "must be a whole number ≥ 1" })
+  }
+  const ttl = Duration.toMillis(settings.idleTtl) > 0
+    ? undefined
+    : new SessionSettingsError({ setting: "idleTtl", value: settings.idleTtl, reason: "must be longer than zero" })
+  const error = count("maxSessions") ?? count("maxTracked") ?? ttl
+  return error === undefined ? Effect.succeed(settings) : Effect.fail(error)
+}
+
+// --- Service ---
 
 /** `open` was asked for one session more than `maxSessions`. */
 export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
@@ -22,36 +81,11 @@ export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
 
 export interface Session {
   readonly sessionId: string
-  /** Restored from the stored cursor; every new event it records is persisted. */
+  /** Restored from the stored cursor; every new id it records is persisted. */
   readonly tracker: EventTracker.EventTracker<PersistenceClosedError>
-  /** The session's event counter: the stored cursor's `seq` plus the new events since. */
+  /** The session's counter of new ids: the stored cursor's `seq` plus the new ids since. */
   readonly seq: Effect.Effect<number>
 }
-
-export interface Config {
-  /** Most sessions open at once. */
-  readonly maxSessions: number
-  /** A session without new events for this long is flushed and closed. */
-  readonly idleTtl: Duration.Duration
-  /**
-   * Size of each session's de-duplication window. It is stored with every cursor
-   * write, hence its own variable and a smaller default than SseClient's SSE_MAX_TRACKED.
-   */
-  readonly maxTracked: number
-}
-
-export const defaults: Config = {
-  maxSessions: 10_000,
-  idleTtl: Duration.minutes(30),
-  maxTracked: 100
-}
-
-/** The manager's options from the environment, each with its default. */
-export const config: C.Config<Config> = C.all({
-  maxSessions: positiveInt("SSE_MAX_SESSIONS", defaults.maxSessions),
-  idleTtl: C.withDefault(C.duration("SSE_IDLE_TTL"), defaults.idleTtl),
-  maxTracked: positiveInt("SSE_SESSION_MAX_TRACKED", defaults.maxTracked)
-})
 
 export class SessionManager extends Context.Tag("effect-sse-resume/SessionManager")<SessionManager, {
   /** The open session, or one restored from its stored cursor (a fresh one if none). */
@@ -69,198 +103,286 @@ export class SessionManager extends Context.Tag("effect-sse-resume/SessionManage
   readonly size: Effect.Effect<number>
 }>() {}
 
+// --- Machinery ---
+
 /**
- * Per-session state kept apart from the tracker, and small: an idle session costs
- * its tracker plus these few fields.
+ * A session's progress beside its tracker: what the next cursor write says. Kept
+ * small: an idle session costs its tracker plus these few fields.
  */
-class State {
-  lastActive: number
-  lastEventId: string | undefined
+class SessionState {
   /** Scopes holding the session open; a held session is never evicted. */
   holds = 0
   constructor(
-    readonly session: Session,
     public seq: number,
     /** The `seq` already in the store; nothing to flush while `seq` equals it. */
     public storedSeq: number,
-    now: number
-  ) {
-    this.lastActive = now
+    public lastEventId: string | undefined,
+    public lastActive: number
+  ) {}
+}
+
+interface OpenSession {
+  readonly session: Session
+  readonly state: SessionState
+}
+
+/**
+ * The window stored with cursor `upTo`: cut right after it, since an id recorded
+ * after the cursor would be skipped as a duplicate once a restarted process
+ * resumes from that cursor.
+ */
+const windowUpTo = (recentIds: ReadonlyArray<string>, upTo: string): ReadonlyArray<string> => {
+  const end = recentIds.lastIndexOf(upTo)
+  return end < 0 ? [] : end === recentIds.length - 1 ? recentIds : recentIds.slice(0, end + 1)
+}
+
+/** setTimeout's limit: Effect never fires a sleep longer than this. */
+const longestTimerMillis = 2 ** 31 - 1
+
+/** The manager's state and its rules in one place; `make` exposes its methods as the service. */
+class Manager {
+  readonly sessions = new Map<string, OpenSession>()
+  /** Loads in progress, so two opens of one id share one load and one tracker. */
+  readonly opening = new Map<string, Effect.Effect<Session, SessionLimitError | CursorStoreError>>()
+
+  constructor(
+    readonly settings: Settings,
+    readonly store: CursorStore["Type"],
+    readonly worker: PersistenceWorker["Type"],
+    readonly clock: Clock.Clock,
+    /** The manager's own scope: loads and the sweeper stop when it closes. */
+    readonly scope: Scope.Scope
+  ) {}
+
+  // --- Opening: one shared load per session id, restored from its stored cursor ---
+
+  open(sessionId: string): Effect.Effect<Session, SessionLimitError | CursorStoreError> {
+    return Effect.suspend(() => {
+      const open = this.sessions.get(sessionId)
+      if (open !== undefined) {
+        open.state.lastActive = this.clock.unsafeCurrentTimeMillis()
+        return Effect.succeed(open.session)
+      }
+      const inProgress = this.opening.get(sessionId)
+      if (inProgress !== undefined) return inProgress
+      if (this.sessions.size + this.opening.size >= this.settings.maxSessions) {
+        return Effect.fail(new SessionLimitError({ sessionId, maxSessions: this.settings.maxSessions }))
+      }
+      return this.startLoad(sessionId)
+    })
+  }
+
+  /**
+   * The load runs in its own fiber in the manager's scope: one opener giving up
+   * (interrupted) does not interrupt the others waiting on it, and closing the
+   * manager stops it.
+   */
+  startLoad(sessionId: string): Effect.Effect<Session, CursorStoreError> {
+    const loading = Effect.ensuring(this.load(sessionId), Effect.sync(() => this.opening.delete(sessionId)))
+    return Effect.flatMap(Effect.forkIn(loading, this.scope), (fiber) => {
+      const shared = Fiber.join(fiber)
+      this.opening.set(sessionId, shared)
+      return shared
+    })
+  }
+
+  load(sessionId: string): Effect.Effect<Session, CursorStoreError> {
+    return Effect.flatMap(this.store.load(sessionId), (cursor) =>
+      Effect.map(this.restore(sessionId, cursor), (open) => {
+        this.sessions.set(sessionId, open)
+        return open.session
+      }))
+  }
+
+  /** A session as its stored cursor left it: its state first, then the tracker whose callback moves it. */
+  restore(sessionId: string, cursor: Option.Option<Cursor>): Effect.Effect<OpenSession> {
+    const stored = Option.getOrUndefined(cursor)
+    const seq = stored?.seq ?? 0
+    const state = new SessionState(seq, seq, stored?.lastEventId, this.clock.unsafeCurrentTimeMillis())
+    return Effect.gen(this, function*() {
+      const tracker: EventTracker.EventTracker<PersistenceClosedError> = yield* EventTracker.make({
+        maxTracked: this.settings.maxTracked,
+        // Runs only once make has returned, so `tracker` is set by then.
+        onNewEventAsync: (eventId: string) => this.persistNew(sessionId, state, tracker, eventId)
+      }).pipe(Effect.orDie) // maxTracked was validated by `make`
+      if (stored !== undefined) {
+        yield* tracker.restore({ lastEventId: Option.some(stored.lastEventId), recentIds: stored.recentIds ?? [] })
+      }
+      return { session: { sessionId, tracker, seq: Effect.sync(() => state.seq) }, state }
+    })
+  }
+
+  // --- Recording: every new id moves the durable cursor ---
+
+  persistNew(
+    sessionId: string,
+    state: SessionState,
+    tracker: EventTracker.EventTracker<PersistenceClosedError>,
+    eventId: string
+  ): Effect.Effect<void, PersistenceClosedError> {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    state.seq++
+    state.lastEventId = eventId
+    state.lastActive = now
+    return this.worker.persist({
+      sessionId,
+      eventId,
+      seq: state.seq,
+      recordedAt: now,
+      // Read at write time, so the stored window is the newest one cut at the written cursor.
+      recentIds: (upTo) => windowUpTo(tracker.unsafeSnapshot().recentIds, upTo)
+    })
+  }
+
+  // --- Holding: a held session is never evicted as idle ---
+
+  /**
+   * The open stays outside acquireRelease, whose acquire is uninterruptible: a stop
+   * must not wait for a stalled load. Taking the hold itself is one synchronous step.
+   */
+  hold(sessionId: string): Effect.Effect<Session, SessionLimitError | CursorStoreError, Scope.Scope> {
+    return Effect.flatMap(this.open(sessionId), (session) =>
+      Effect.as(
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const open = this.sessions.get(sessionId)
+            if (open?.session !== session) return undefined
+            open.state.holds++
+            return open.state
+          }),
+          (state) =>
+            Effect.sync(() => {
+              if (state === undefined) return
+              state.holds--
+              state.lastActive = this.clock.unsafeCurrentTimeMillis()
+            })
+        ),
+        session
+      ))
+  }
+
+  get(sessionId: string): Effect.Effect<Option.Option<Session>> {
+    return Effect.sync(() => {
+      const open = this.sessions.get(sessionId)
+      if (open === undefined) return Option.none()
+      open.state.lastActive = this.clock.unsafeCurrentTimeMillis()
+      return Option.some(open.session)
+    })
+  }
+
+  // --- Closing and idle eviction: both flush first, so neither costs a cursor ---
+
+  /**
+   * Writes the session's newest cursor straight to the store. The store's seq
+   * guard makes this safe beside the worker's own (older or equal) write.
+   */
+  flush({ session, state }: OpenSession): Effect.Effect<void, CursorStoreError> {
+    return Effect.suspend(() => {
+      const { lastEventId, seq } = state
+      if (seq === state.storedSeq || lastEventId === undefined) return Effect.void
+      const recentIds = windowUpTo(session.tracker.unsafeSnapshot().recentIds, lastEventId)
+      const cursor = {
+        sessionId: session.sessionId,
+        lastEventId,
+        seq,
+        recentIds,
+        updatedAt: this.clock.unsafeCurrentTimeMillis()
+      }
+      return Effect.tap(this.store.saveAll([cursor]), () => {
+        if (seq > state.storedSeq) state.storedSeq = seq
+      })
+    })
+  }
+
+  /** The public close: flush, then forget the session (unless it was replaced meanwhile). */
+  close(sessionId: string): Effect.Effect<void, CursorStoreError> {
+    return Effect.suspend(() => {
+      const open = this.sessions.get(sessionId)
+      if (open === undefined) return Effect.void
+      return Effect.tap(this.flush(open), () => this.forget(sessionId, open))
+    })
+  }
+
+  /**
+   * Flushes a session idle since before `cutoff` and forgets it, if it is still idle
+   * then: a session held or used while the flush ran stays open. A failed flush
+   * keeps it for the next sweep (the worker also still holds its cursor).
+   */
+  evict(sessionId: string, open: OpenSession, cutoff: number): Effect.Effect<void> {
+    const isIdle = (state: SessionState) => state.holds === 0 && state.lastActive <= cutoff
+    return this.flush(open).pipe(
+      Effect.tap(() => {
+        if (isIdle(open.state)) this.forget(sessionId, open)
+      }),
+      Effect.catchAll((error) =>
+        Effect.logWarning("SessionManager: flush before eviction failed; session kept", error).pipe(
+          Effect.annotateLogs({ sessionId })
+        )
+      )
+    )
+  }
+
+  forget(sessionId: string, open: OpenSession): void {
+    if (this.sessions.get(sessionId) === open) this.sessions.delete(sessionId)
+  }
+
+  evictIdle(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const cutoff = this.clock.unsafeCurrentTimeMillis() - Duration.toMillis(this.settings.idleTtl)
+      const idle: Array<[string, OpenSession]> = []
+      for (const entry of this.sessions) {
+        if (entry[1].state.holds === 0 && entry[1].state.lastActive <= cutoff) idle.push(entry)
+      }
+      return Effect.forEach(idle, ([sessionId, open]) => this.evict(sessionId, open, cutoff), { discard: true })
+    })
+  }
+
+  /**
+   * Sweeping at a quarter of the TTL evicts a session at most 1.25 × idleTtl after
+   * its last event. Capped at the longest timer, since a longer sleep never fires.
+   */
+  sweepForever(): Effect.Effect<never> {
+    const period = Math.min(Duration.toMillis(this.settings.idleTtl) / 4, longestTimerMillis)
+    return Effect.forever(Effect.zipRight(Effect.sleep(period), this.evictIdle()))
   }
 }
 
-/** Starts the manager in the current scope (with its idle sweeper). */
+/** Starts the manager in the current scope (with its idle sweeper); closing the scope stops loads in progress. */
 export const make = (
-  options: Partial<Config> = {}
-): Effect.Effect<SessionManager["Type"], never, PersistenceWorker | CursorStore | Scope.Scope> =>
+  options: Partial<Settings> = {}
+): Effect.Effect<
+  SessionManager["Type"],
+  SessionSettingsError,
+  PersistenceWorker | CursorStore | Scope.Scope
+> =>
   Effect.gen(function*() {
-    const cfg: Config = { ...defaults, ...options }
-    const store = yield* CursorStore
-    const worker = yield* PersistenceWorker
-    const clock = yield* Effect.clock
-    const idleMillis = Duration.toMillis(cfg.idleTtl)
-    const sessions = new Map<string, State>()
-    // Opens in progress, so two opens of one id share one load and one tracker.
-    const opening = new Map<string, Effect.Effect<Session, SessionLimitError | CursorStoreError>>()
-
-    const recentIdsOf = (tracker: EventTracker.EventTracker<PersistenceClosedError>) => (upTo: string) => {
-      const { recentIds } = Effect.runSync(tracker.snapshot)
-      // Cut at the cursor: ids recorded after it must not be skipped after a restart.
-      const end = recentIds.lastIndexOf(upTo)
-      return end < 0 ? [] : end === recentIds.length - 1 ? recentIds : recentIds.slice(0, end + 1)
-    }
-
-    const load = (sessionId: string) =>
-      Effect.gen(function*() {
-        const cursor = yield* store.load(sessionId)
-        let state: State | undefined = undefined
-        const tracker = yield* EventTracker.make<PersistenceClosedError>({
-          maxTracked: cfg.maxTracked,
-          onNewEventAsync: (eventId) => {
-            const s = state!
-            const now = clock.unsafeCurrentTimeMillis()
-            s.seq++
-            s.lastEventId = eventId
-            s.lastActive = now
-            return worker.persist({ sessionId, eventId, seq: s.seq, attempt: 0, recordedAt: now, recentIds })
-          }
-        }).pipe(Effect.orDie)
-        const recentIds = recentIdsOf(tracker)
-        const seq = Option.match(cursor, { onNone: () => 0, onSome: (c) => c.seq })
-        if (Option.isSome(cursor)) {
-          yield* tracker.restore({
-            lastEventId: Option.some(cursor.value.lastEventId),
-            recentIds: cursor.value.recentIds ?? []
-          })
-        }
-        const session: Session = { sessionId, tracker, seq: Effect.sync(() => state!.seq) }
-        state = new State(session, seq, seq, clock.unsafeCurrentTimeMillis())
-        state.lastEventId = Option.getOrUndefined(Option.map(cursor, (c) => c.lastEventId))
-        sessions.set(sessionId, state)
-        return session
-      })
-
-    const open = (sessionId: string): Effect.Effect<Session, SessionLimitError | CursorStoreError> =>
-      Effect.suspend(() => {
-        const open = sessions.get(sessionId)
-        if (open !== undefined) {
-          open.lastActive = clock.unsafeCurrentTimeMillis()
-          return Effect.succeed(open.session)
-        }
-        const inProgress = opening.get(sessionId)
-        if (inProgress !== undefined) return inProgress
-        if (sessions.size + opening.size >= cfg.maxSessions) {
-          return Effect.fail(new SessionLimitError({ sessionId, maxSessions: cfg.maxSessions }))
-        }
-        // The load runs in its own fiber, so one opener giving up (interrupted) does
-        // not interrupt the others waiting on the same load.
-        return Effect.flatMap(
-          Effect.forkDaemon(Effect.ensuring(load(sessionId), Effect.sync(() => opening.delete(sessionId)))),
-          (fiber) => {
-            const shared = Fiber.join(fiber)
-            opening.set(sessionId, shared)
-            return shared
-          }
-        )
-      })
-
-    /**
-     * Writes the session's newest cursor straight to the store. The store's seq
-     * guard makes this safe beside the worker's own (older or equal) write.
-     */
-    const flush = (state: State): Effect.Effect<void, CursorStoreError> =>
-      Effect.suspend(() => {
-        const { seq, lastEventId } = state
-        if (seq === state.storedSeq || lastEventId === undefined) return Effect.void
-        const recentIds = recentIdsOf(state.session.tracker)(lastEventId)
-        return store.saveAll([{
-          sessionId: state.session.sessionId,
-          lastEventId,
-          seq,
-          recentIds,
-          updatedAt: clock.unsafeCurrentTimeMillis()
-        }]).pipe(Effect.tap(() => {
-          if (seq > state.storedSeq) state.storedSeq = seq
-        }))
-      })
-
-    const close = (
-      sessionId: string,
-      stillEvictable: (state: State) => boolean = () => true
-    ): Effect.Effect<void, CursorStoreError> =>
-      Effect.suspend(() => {
-        const state = sessions.get(sessionId)
-        if (state === undefined) return Effect.void
-        return Effect.tap(flush(state), () => {
-          if (sessions.get(sessionId) === state && stillEvictable(state)) sessions.delete(sessionId)
-        })
-      })
-
-    // A session whose flush fails stays open: the next sweep tries again (the worker
-    // also still holds its cursor), so eviction never costs a cursor.
-    const evictIdle = Effect.suspend(() => {
-      const cutoff = clock.unsafeCurrentTimeMillis() - idleMillis
-      const idle: Array<string> = []
-      for (const [sessionId, state] of sessions) {
-        if (state.holds === 0 && state.lastActive <= cutoff) idle.push(sessionId)
-      }
-      // Checked again after the flush: a session held or used while it ran stays open.
-      const stillIdle = (state: State) => state.holds === 0 && state.lastActive <= cutoff
-      return Effect.forEach(idle, (sessionId) =>
-        close(sessionId, stillIdle).pipe(
-          Effect.catchAll((error) =>
-            Effect.logWarning("SessionManager: flush before eviction failed; session kept", error).pipe(
-              Effect.annotateLogs({ sessionId })
-            )
-          )
-        ), { discard: true })
-    })
-
-    // Sweeping at a quarter of the TTL evicts a session at most 1.25 × idleTtl after its last event.
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.toMillis(cfg.idleTtl) / 4), evictIdle)))
-
-    // The open stays outside acquireRelease, whose acquire is uninterruptible: a stop
-    // must not wait for a stalled load. Taking the hold itself is one synchronous step.
-    const hold = (sessionId: string) =>
-      Effect.flatMap(open(sessionId), (session) =>
-        Effect.as(
-          Effect.acquireRelease(
-            Effect.sync(() => {
-              const state = sessions.get(sessionId)
-              if (state?.session !== session) return undefined
-              state.holds++
-              return state
-            }),
-            (state) =>
-              Effect.sync(() => {
-                if (state === undefined) return
-                state.holds--
-                state.lastActive = clock.unsafeCurrentTimeMillis()
-              })
-          ),
-          session
-        ))
-
+    const settings = yield* validate({ ...defaults, ...options })
+    const manager = new Manager(
+      settings,
+      yield* CursorStore,
+      yield* PersistenceWorker,
+      yield* Effect.clock,
+      yield* Effect.scope
+    )
+    yield* Effect.forkScoped(manager.sweepForever())
     return SessionManager.of({
-      open,
-      hold,
-      get: (sessionId) =>
-        Effect.sync(() => {
-          const state = sessions.get(sessionId)
-          if (state === undefined) return Option.none()
-          state.lastActive = clock.unsafeCurrentTimeMillis()
-          return Option.some(state.session)
-        }),
-      close: (sessionId) => close(sessionId),
-      size: Effect.sync(() => sessions.size)
+      open: (sessionId) => manager.open(sessionId),
+      hold: (sessionId) => manager.hold(sessionId),
+      get: (sessionId) => manager.get(sessionId),
+      close: (sessionId) => manager.close(sessionId),
+      size: Effect.sync(() => manager.sessions.size)
     })
   })
 
-/** The manager with the given options (defaults for the rest). */
+/** The manager with the given settings (defaults for the rest). */
 export const layer = (
-  options: Partial<Config> = {}
-): Layer.Layer<SessionManager, never, PersistenceWorker | CursorStore> => Layer.scoped(SessionManager, make(options))
+  options: Partial<Settings> = {}
+): Layer.Layer<SessionManager, SessionSettingsError, PersistenceWorker | CursorStore> =>
+  Layer.scoped(SessionManager, make(options))
 
-/** The manager with its options read from the environment (`config`). */
-export const layerConfig: Layer.Layer<SessionManager, ConfigError, PersistenceWorker | CursorStore> = Layer
-  .unwrapEffect(Effect.map(config, layer))
+/** The manager with its settings read from the environment (`config`). */
+export const layerConfig: Layer.Layer<
+  SessionManager,
+  ConfigError | SessionSettingsError,
+  PersistenceWorker | CursorStore
+> = Layer.unwrapEffect(Effect.map(config, layer))

@@ -7,30 +7,34 @@ import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import { CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
+import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 import * as EventTracker from "../src/EventTracker.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SseClient from "../src/SseClient.js"
 import { SseEvent } from "../src/SseEvent.js"
+import { idOnly } from "../src/internal/idOnly.js"
 import { faults, faulty } from "./support/faultyStore.js"
 import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
 
 const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
 const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
+const ids = (from: number, to: number) => events(from, to).map((e) => e.id!)
 const settle = Effect.repeatN(Effect.yieldNow(), 30)
 const flush = Duration.millis(50)
 
 /** A manager, its worker and a (faulty-wrappable) store, built in the test's scope. */
 const setup = (
-  manager: Partial<SessionManager.Config> = {},
-  base: Layer.Layer<CursorStore, unknown> = sqliteStore
+  manager: Partial<SessionManager.Settings> = {},
+  base: Layer.Layer<CursorStore, unknown> = sqliteStore,
+  worker: Partial<PersistenceWorker.Settings> = {}
 ) =>
   Effect.gen(function*() {
     const f = faults()
     const storeLayer = Layer.provideMerge(faulty(f), base)
     const ctx = yield* Layer.build(
       SessionManager.layer(manager).pipe(
-        Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush, retryBase: flush })),
+        Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush, retryBase: flush, ...worker })),
         Layer.provideMerge(storeLayer)
       )
     )
@@ -44,13 +48,20 @@ const setup = (
     }
   })
 
-/** A memory store whose loads wait for `gate`: a stalled read. */
-const gatedLoads = (gate: Deferred.Deferred<void>) =>
+/** A memory store whose loads wait for `gate`: a stalled read. `interrupted` counts loads stopped while waiting. */
+const gatedLoads = (gate: Deferred.Deferred<void>, interrupted = { count: 0 }) =>
   Layer.provideMerge(
     Layer.effect(
       CursorStore,
       Effect.map(CursorStore, (real) =>
-        CursorStore.of({ ...real, load: (id) => Effect.zipRight(Deferred.await(gate), real.load(id)) }))
+        CursorStore.of({
+          ...real,
+          load: (id) =>
+            Effect.zipRight(
+              Deferred.await(gate).pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted.count++))),
+              real.load(id)
+            )
+        }))
     ),
     Cursors.layerMemory
   )
@@ -113,6 +124,21 @@ describe("SessionManager", () => {
       expect(done).toBe(true)
     }))
 
+  it.scoped("closing the manager interrupts a load still running; its openers do not hang", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const interrupted = { count: 0 }
+      const managerScope = yield* Scope.make()
+      const { sessions } = yield* setup({}, gatedLoads(gate, interrupted)).pipe(Scope.extend(managerScope))
+      const opener = yield* Effect.fork(sessions.open("stalled"))
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(opener))).toBe(true)
+      yield* Scope.close(managerScope, Exit.void)
+      yield* settle
+      expect(interrupted.count).toBe(1)
+      expect(Exit.isInterrupted(yield* Fiber.await(opener))).toBe(true)
+    }))
+
   it.scoped("past maxSessions, open fails with SessionLimitError", () =>
     Effect.gen(function*() {
       const { sessions } = yield* setup({ maxSessions: 2 })
@@ -137,6 +163,69 @@ describe("SessionManager", () => {
       const again = yield* sessions.open("c")
       expect(yield* again.seq).toBe(42)
       expect(yield* again.tracker.lastEventId).toEqual(Option.some("e42"))
+    }))
+
+  it.scoped("every stored window ends at its stored cursor, even while the tracker is ahead of the write", () =>
+    Effect.gen(function*() {
+      // One write at a time and a one-slot queue, so a write can start while the
+      // session's newest id is still waiting to be handed to the worker.
+      const { f, sessions, stored } = yield* setup({}, sqliteStore, {
+        maxPending: 1,
+        batchSize: 1,
+        offerTimeout: Duration.seconds(10)
+      })
+      const other = yield* sessions.open("other")
+      const session = yield* sessions.open("cut")
+      // The other session's write stalls; meanwhile "cut" records e1 (queued) and e2 (its hand-over waits).
+      f.stall = yield* Deferred.make<void>()
+      yield* other.tracker.recordEvent(event(1))
+      yield* settle
+      const recording = yield* Effect.fork(session.tracker.recordAll(events(1, 3)))
+      yield* settle
+      expect(yield* session.tracker.trackedCount).toBe(2)
+      yield* Deferred.succeed(f.stall, void 0)
+      f.stall = undefined
+      yield* settle
+      yield* Fiber.join(recording)
+      yield* sessions.close("cut")
+      const written = f.calls.flat().filter((c) => c.sessionId === "cut")
+      // The write that ran while e2 was already recorded, and its window, cut at e1.
+      expect(written[0]).toMatchObject({ lastEventId: "e1", recentIds: ["e1"] })
+      for (const cursor of written) expect(cursor.recentIds).toEqual(ids(1, Number(cursor.lastEventId.slice(1))))
+      expect((yield* stored("cut"))?.recentIds).toEqual(ids(1, 3))
+    }))
+
+  it.scoped("a session's window never grows past maxTracked, in memory or in the store", () =>
+    Effect.gen(function*() {
+      const { sessions, store, stored } = yield* setup({ maxTracked: 3 })
+      // A cursor written with a larger window (an older setting) is cut on restore.
+      yield* store.saveAll([{ sessionId: "w", lastEventId: "e5", seq: 5, recentIds: ids(1, 5), updatedAt: 0 }])
+      const session = yield* sessions.open("w")
+      expect(session.tracker.maxTracked).toBe(3)
+      expect(yield* session.tracker.trackedCount).toBe(3)
+      expect(yield* session.tracker.isDuplicate("e2")).toBe(false)
+      yield* session.tracker.recordAll(events(6, 20))
+      expect(yield* session.tracker.trackedCount).toBe(3)
+      yield* sessions.close("w")
+      expect((yield* stored("w"))?.recentIds).toEqual(["e18", "e19", "e20"])
+    }))
+
+  it.scoped("the stored cursor follows the resume point: id-only blocks move it, replays do not", () =>
+    Effect.gen(function*() {
+      const { sessions, stored } = yield* setup()
+      const session = yield* sessions.open("mcp")
+      const priming = Object.assign(new SseEvent({ id: "p1" }), { [idOnly]: true as const })
+      expect(yield* session.tracker.recordAll([priming], { keepWithoutId: true })).toEqual([])
+      yield* sessions.close("mcp")
+      expect((yield* stored("mcp"))?.lastEventId).toBe("p1")
+      const again = yield* sessions.open("mcp")
+      expect(yield* again.tracker.lastEventId).toEqual(Option.some("p1"))
+      yield* again.tracker.recordAll(events(1, 3))
+      yield* again.tracker.recordAll(events(1, 2))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect((yield* stored("mcp"))?.lastEventId).toBe("e3")
+      expect(yield* again.seq).toBe(4)
     }))
 
   it.scoped("idle sessions are flushed, then evicted after idleTtl; active ones stay", () =>
@@ -263,7 +352,7 @@ describe("SessionManager", () => {
       }).pipe(
         Effect.provide(SessionManager.layer().pipe(
           Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush })),
-          Layer.provideMerge(Cursors.layerSqlite(join(dir, "cursors.db"))),
+          Layer.provideMerge(SqliteCursorStore.layer(join(dir, "cursors.db"))),
           Layer.provideMerge(NodeHttpClient.layerUndici)
         ))
       )
@@ -281,6 +370,35 @@ describe("SessionManager", () => {
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SSE_MAX_SESSIONS", "3"], ["SSE_IDLE_TTL", "5 seconds"]])))
       )
       expect(cfg).toEqual({ maxSessions: 3, idleTtl: Duration.seconds(5), maxTracked: 100 })
+    }))
+
+  it.effect("a zero or negative SSE_IDLE_TTL is refused (the idle sweeper would spin), as are zero counts", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["SSE_IDLE_TTL", "0 millis"],
+        ["SSE_IDLE_TTL", "-5 seconds"],
+        ["SSE_MAX_SESSIONS", "0"],
+        ["SSE_SESSION_MAX_TRACKED", "0"]
+      ]
+      for (const [name, value] of cases) {
+        const error = yield* Effect.flip(
+          SessionManager.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([[name, value]]))))
+        )
+        expect(error._op).toBe("InvalidData")
+        expect(String(error)).toContain(name)
+      }
+    }))
+
+  it.scoped("layer refuses settings it cannot run with, with a typed error", () =>
+    Effect.gen(function*() {
+      for (const [settings, setting] of [
+        [{ idleTtl: Duration.zero }, "idleTtl"],
+        [{ maxTracked: 0 }, "maxTracked"],
+        [{ maxSessions: 1.5 }, "maxSessions"]
+      ] as const) {
+        const error = yield* Effect.flip(setup(settings))
+        expect(error).toMatchObject({ _tag: "SessionSettingsError", setting })
+      }
     }))
 })
 
