@@ -2,10 +2,8 @@
  * Server-Sent Events on the wire: bytes to `SseEvent`s by the WHATWG parsing
  * rules, and `SseEvent`s back to text.
  *
- * Line splitting and field parsing are `eventsource-parser`'s; around it we add a
- * streaming UTF-8 decoder (which also drops the BOM), a byte limit that fails
- * typed, and the spec details the library leaves to its caller (default event
- * type, a CR ending the stream, ignoring unknown fields and bad `retry` values).
+ * The parser itself (`internal/parser.ts`) reads bytes, not decoded text: see
+ * there why. This module is its Stream wrapper, the limit's default and `encode`.
  */
 import { Cause, Channel, Chunk, Stream } from "effect"
 import { Parser, type SseEventTooLarge } from "./internal/parser.js"
@@ -20,9 +18,11 @@ export const defaultMaxEventBytes = 10 * 1024 * 1024
 
 export interface ParseOptions {
   /**
-   * The largest event the parser buffers, default 10 MiB. Counted in decoded
-   * UTF-16 code units, which never exceed the UTF-8 bytes they came from, so
-   * ASCII events are measured exactly and memory stays bounded for any input.
+   * The largest event the parser buffers, default 10 MiB: the UTF-8 bytes of its
+   * data (with the LFs joining data lines), id and event type values, counted
+   * exactly whatever the chunking. A bigger event fails the stream with
+   * `SseEventTooLarge`. Comments and fields that can never reach an event are
+   * skipped unbuffered, whatever their length.
    */
   readonly maxEventBytes?: number
   /**

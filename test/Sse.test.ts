@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
 import * as fc from "fast-check"
+import { isIdOnly } from "../src/internal/idOnly.js"
+import { Parser } from "../src/internal/parser.js"
 import * as Sse from "../src/Sse.js"
 import { SseEvent } from "../src/SseEvent.js"
 
@@ -22,7 +24,17 @@ const parseChunks = (chunks: ReadonlyArray<string | Uint8Array>, options?: Sse.P
     Effect.map((events) => Chunk.toReadonlyArray(events).map(plain))
   )
 
-const parseSync = (chunks: ReadonlyArray<string | Uint8Array>) => Effect.runSync(parseChunks(chunks))
+const parseSync = (chunks: ReadonlyArray<string | Uint8Array>, options?: Sse.ParseOptions) =>
+  Effect.runSync(parseChunks(chunks, options))
+
+const bytesOf = (chunk: string | Uint8Array) => typeof chunk === "string" ? encoder.encode(chunk) : chunk
+
+/** The `Parser` directly: what each push returns, so tests can see when an event comes out. */
+const pushes = (chunks: ReadonlyArray<string | Uint8Array>, options?: Partial<ConstructorParameters<typeof Parser>[0]>) => {
+  const parser = new Parser({ maxEventBytes: 1 << 20, ...options })
+  const out = chunks.map((chunk) => parser.push(Chunk.of(bytesOf(chunk))).map(plain))
+  return { pushes: out, end: parser.end().map(plain), error: parser.error }
+}
 
 describe("Sse.parse (WHATWG rules)", () => {
   it("drops a leading BOM", () => {
@@ -245,5 +257,185 @@ describe("Sse properties", () => {
       { event: "message", data: "b", retry: 7 },
       { id: "", event: "message", data: "" }
     ])
+  })
+})
+
+describe("Sse.parse line ends (issue 9, 1)", () => {
+  it("dispatches a CR-terminated event in the push that completes it, without waiting for the next byte", () => {
+    expect(pushes(["id: 1\rdata: a\r\r"]).pushes).toEqual([[{ id: "1", event: "message", data: "a" }]])
+    expect(pushes(["data: a\r", "\r"]).pushes).toEqual([[], [{ event: "message", data: "a" }]])
+  })
+
+  it("swallows only the LF right after a CR, also in the next chunk", () => {
+    expect(parseSync(["data: a\r", "\ndata: b\n", "\n"])).toEqual([{ event: "message", data: "a\nb" }])
+    // The flag is cleared by the next byte whatever it is: a later LF is a line end again.
+    expect(parseSync(["data: a\r", "data: b\n", "\n"])).toEqual([{ event: "message", data: "a\nb" }])
+    // Empty chunks in between keep it.
+    expect(parseSync(["data: a\r", "", "\n", "\n"])).toEqual([{ event: "message", data: "a" }])
+  })
+
+  it("reads CR CR as two line ends and CRLF split anywhere as one", () => {
+    expect(parseSync(["data: a\r\rdata: b\r\r"])).toEqual([
+      { event: "message", data: "a" },
+      { event: "message", data: "b" }
+    ])
+    const text = "id: 1\r\ndata: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n"
+    for (let cut = 0; cut <= text.length; cut++) {
+      expect(parseSync([text.slice(0, cut), text.slice(cut)])).toEqual([
+        { id: "1", event: "message", data: "a\nb" },
+        { event: "message", data: "c" }
+      ])
+    }
+  })
+
+  it("dispatches at a CR that is the body's last byte", () => {
+    expect(pushes(["data: a\r", "\r"]).end).toEqual([])
+    expect(parseSync(["data: a\r\r"])).toEqual([{ event: "message", data: "a" }])
+    expect(parseSync(["data: a\r"])).toEqual([])
+  })
+})
+
+describe("Sse.parse BOM", () => {
+  it("drops a real BOM at the start even split across chunks, and only there", () => {
+    expect(parseSync([new Uint8Array([0xef]), new Uint8Array([0xbb]), new Uint8Array([0xbf]), "data: a\n\n"])).toEqual([
+      { event: "message", data: "a" }
+    ])
+    // Not at the start: the BOM is part of the field name, an unknown field.
+    expect(parseSync(["data: a\n\n", "\uFEFFdata: b\n\ndata: c\n\n"])).toEqual([
+      { event: "message", data: "a" },
+      { event: "message", data: "c" }
+    ])
+    // Half a BOM then text: the line is an unknown field, not eaten into the next.
+    expect(parseSync([new Uint8Array([0xef, 0xbb]), "data: a\n\ndata: b\n\n"])).toEqual([{ event: "message", data: "b" }])
+  })
+
+  it("never eats text that looks like a BOM in Latin-1, nor a U+FEFF inside a value", () => {
+    // "ï»¿" as the first text of the stream, on its own chunk and then with a field after it.
+    expect(parseSync(["\u00ef\u00bb\u00bf", "data: a\n\n"])).toEqual([])
+    expect(parseSync(["\u00ef\u00bb\u00bfdata: a\n\ndata: b\n\n"])).toEqual([{ event: "message", data: "b" }])
+    expect(parseSync(["data: \u00ef\u00bb\u00bf\n\n"])).toEqual([{ event: "message", data: "\u00ef\u00bb\u00bf" }])
+    expect(parseSync(["data: \uFEFFa\n\n"])).toEqual([{ event: "message", data: "\uFEFFa" }])
+    expect(parseSync(["data: a\n\ndata: \uFEFF", "b\n\n"])).toEqual([
+      { event: "message", data: "a" },
+      { event: "message", data: "\uFEFFb" }
+    ])
+  })
+})
+
+describe("Sse.parse UTF-8", () => {
+  it("decodes split and invalid sequences as the whole stream would, in either decoding path", () => {
+    const bytes = encoder.encode("data: é€😀 ascii-tail-longer-than-13\nid: é-long-id-é-long-id\n\n")
+    const bad = new Uint8Array([...encoder.encode("data: a"), 0xe2, 0x82, 0x41, 0xff, 0x80, 0x0a, 0x0a])
+    for (const input of [bytes, bad]) {
+      const whole = new TextDecoder().decode(input)
+      for (let cut = 0; cut <= input.length; cut++) {
+        const events = parseSync([input.subarray(0, cut), input.subarray(cut)])
+        expect(events.length).toBe(1)
+        expect(whole).toContain(events[0]!.data)
+      }
+    }
+    expect(parseSync([bad])).toEqual([{ event: "message", data: "a\uFFFDA\uFFFD\uFFFD" }])
+  })
+})
+
+describe("Sse.parse maxEventBytes (issue 9, 7)", () => {
+  const tooLarge = (afterEventId?: string) => (result: Either.Either<unknown, Sse.SseParseError>) =>
+    expect(Either.isLeft(result) && result.left).toEqual(new Sse.SseEventTooLarge({ maxEventBytes: 1024, afterEventId }))
+
+  it("fails an event that arrives whole within one read", () => {
+    const result = Effect.runSync(
+      parseChunks(["id: 0\ndata: ok\n\n" + `data: ${"x".repeat(64 * 1024)}\n\n`], { maxEventBytes: 1024 }).pipe(Effect.either)
+    )
+    tooLarge("0")(result)
+  })
+
+  it("counts id and event type as well as data", () => {
+    const run = (text: string) => Effect.runSync(parseChunks([text], { maxEventBytes: 1024 }).pipe(Effect.either))
+    tooLarge()(run(`id: ${"i".repeat(1025)}\n\n`))
+    tooLarge()(run(`event: ${"e".repeat(600)}\ndata: ${"d".repeat(425)}\n\n`))
+    tooLarge()(run(`data: ${"d".repeat(512)}\ndata: ${"d".repeat(512)}\n\n`)) // the joining LF counts
+    expect(Either.isRight(run(`data: ${"d".repeat(512)}\ndata: ${"d".repeat(511)}\n\n`))).toBe(true)
+    // UTF-8 bytes, not UTF-16 units: 342 × "€" is 1026 bytes in 342 units.
+    tooLarge()(run(`data: ${"€".repeat(342)}\n\n`))
+  })
+
+  it("takes an event of exactly the limit and fails one byte more, whatever the chunking", () => {
+    const arb = fc.record({
+      id: fc.option(noBreaks, { nil: undefined }),
+      event: fc.option(noBreaks.filter((s) => s.length > 0 && s !== "message"), { nil: undefined }),
+      data: fc.string({ unit: "binary", minLength: 1 }).map((s) => s.replace(/\r/g, "\n"))
+    })
+    fc.assert(
+      fc.property(arb, fc.array(fc.nat(), { maxLength: 20 }), (props, cuts) => {
+        const event = new SseEvent(props)
+        const size = [props.id ?? "", props.event ?? "", props.data].reduce((n, s) => n + encoder.encode(s).length, 0)
+        const chunks = splitAt(encoder.encode(Sse.encode(event)), cuts)
+        expect(parseSync(chunks, { maxEventBytes: size })).toEqual([plain(event)])
+        const over = Effect.runSync(parseChunks(chunks, { maxEventBytes: size - 1 }).pipe(Effect.either))
+        expect(Either.isLeft(over) && over.left._tag).toBe("SseEventTooLarge")
+      }),
+      { numRuns: 400 }
+    )
+  })
+
+  it("skips comments, unknown fields and bad id or retry lines of any length without buffering them", () => {
+    const comment = encoder.encode(":" + "c".repeat(64 * 1024 - 1))
+    const parser = new Parser({ maxEventBytes: 1024 })
+    let largest = 0
+    const step = (chunk: Uint8Array) => {
+      expect(parser.push(Chunk.of(chunk))).toEqual([])
+      largest = Math.max(largest, parser.bufferedBytes)
+    }
+    // A 50 MB comment, then the same for each kind of line that can never reach an event.
+    for (const head of [":", "x-unknown: ", "data : ", "retry: 12x", "id: a\u0000"]) {
+      step(encoder.encode(head))
+      for (let i = 0; i < 800; i++) step(head === ":" ? comment : comment.subarray(1))
+      step(encoder.encode("\n"))
+    }
+    expect(parser.error).toBeUndefined()
+    expect(largest).toBeLessThanOrEqual(1024)
+    expect(parser.push(Chunk.of(encoder.encode("data: ok\n\n"))).map(plain)).toEqual([{ event: "message", data: "ok" }])
+  })
+})
+
+describe("Parser id-only blocks (issue 9, 8)", () => {
+  it("emits a block with an id and no data as a marked event, in stream order", () => {
+    const parser = new Parser({ maxEventBytes: 1 << 20, idOnlyBlocks: true })
+    const events = parser.push(Chunk.of(encoder.encode("id: 5\n\ndata: a\n\nid:\n\nevent: x\nid: 7\nretry: 10\n\nid: 8\ndata: b\n\n")))
+    expect(events.map(plain)).toEqual([
+      { id: "5", event: "message", data: "" },
+      { event: "message", data: "a" },
+      { id: "", event: "message", data: "" },
+      { id: "7", event: "message", data: "" },
+      { id: "8", event: "message", data: "b" }
+    ])
+    expect(events.map(isIdOnly)).toEqual([true, false, true, true, false])
+    expect(events[0]).toBeInstanceOf(SseEvent)
+  })
+
+  it("emits nothing for them without the option, nor for a block without an id", () => {
+    expect(parseSync(["id: 5\n\nid:\n\ndata: a\n\n"])).toEqual([{ event: "message", data: "a" }])
+    expect(pushes(["event: x\n\nretry: 5\n\n: c\n\nid: a\u0000b\n\n"], { idOnlyBlocks: true }).pushes).toEqual([[]])
+  })
+})
+
+describe("Sse.parse retry (issue 9, 9)", () => {
+  it("sets an event's retry only from its own block; onRetry still fires at the line", () => {
+    const seen: Array<number> = []
+    const events = parseSync(["retry: 3000\n\ndata: a\n\nretry: 5\ndata: b\n\ndata: c\n\n"], { onRetry: (ms) => seen.push(ms) })
+    expect(events).toEqual([
+      { event: "message", data: "a" },
+      { event: "message", data: "b", retry: 5 },
+      { event: "message", data: "c" }
+    ])
+    expect(seen).toEqual([3000, 5])
+  })
+
+  it("keeps a huge retry a safe integer", () => {
+    const seen: Array<number> = []
+    expect(parseSync(["retry: " + "9".repeat(400) + "\ndata: a\n\n"], { onRetry: (ms) => seen.push(ms) })).toEqual([
+      { event: "message", data: "a", retry: Number.MAX_SAFE_INTEGER }
+    ])
+    expect(seen).toEqual([Number.MAX_SAFE_INTEGER])
   })
 })
