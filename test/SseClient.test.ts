@@ -43,7 +43,7 @@ describe("SseClient over loopback", () => {
       })
       const events = yield* collect(
         SseClient.stream(HttpClientRequest.get(server.url), { ...fast, idleTimeout: "150 millis" })
-      )
+      ).pipe(Effect.timeout("5 seconds"))
       expect(events).toEqual(["1", "2"])
       expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, "1", "2"])
       // The silent connection was closed by the client, not left hanging.
@@ -71,19 +71,20 @@ describe("SseClient over loopback", () => {
     Effect.gen(function*() {
       const server = yield* SseServer.make(async (_req, res) => {
         res.writeHead(200, SseServer.sseHeaders)
-        // Each event its own write, well within idleTimeout of the one before;
-        // then the connection stays open.
-        for (let n = 1; n <= 4 && !res.destroyed; n++) {
+        // Each event its own write, within idleTimeout of the one before (so
+        // later events are still on their way while the consumer is busy with
+        // the first); then the connection stays open.
+        for (let n = 1; n <= 6 && !res.destroyed; n++) {
           await SseServer.write(res, `id: ${n}\ndata: x\n\n`)
-          await new Promise((resolve) => setTimeout(resolve, 20))
+          await new Promise((resolve) => setTimeout(resolve, 60))
         }
       })
       const events = yield* SseClient.stream(HttpClientRequest.get(server.url), { ...fast, idleTimeout: "100 millis" }).pipe(
         Stream.tap(() => Effect.sleep("250 millis")),
-        Stream.take(4),
+        Stream.take(6),
         Stream.runCollect
       )
-      expect(ids(events)).toEqual(["1", "2", "3", "4"])
+      expect(ids(events)).toEqual(["1", "2", "3", "4", "5", "6"])
       expect(server.requests.length).toBe(1)
     }))
 
@@ -111,7 +112,7 @@ describe("SseClient over loopback", () => {
         ...fast,
         idleTimeout: "150 millis",
         onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
-      }))
+      })).pipe(Effect.timeout("5 seconds"))
       expect(reasons).toEqual(["idle"])
       yield* Effect.sleep("50 millis")
       expect(server.requests[0]!.closedAt).toBeDefined()

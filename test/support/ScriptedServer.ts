@@ -56,6 +56,8 @@ export const body = (
     // Reads are served from `pull`, not queued up front: erroring a stream drops
     // what is queued, and a cut must come after the bytes before it.
     pull(controller) {
+      // An aborted request reads nothing more, as a closed socket would.
+      if (signal.aborted) return controller.error(new DOMException("aborted", "AbortError"))
       if (next < chunks.length) {
         const chunk = chunks[next++]!
         return controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
@@ -63,12 +65,10 @@ export const body = (
       if (end === "close") return controller.close()
       if (end === "cut") return controller.error(new TypeError("terminated: other side closed"))
       return new Promise<void>((resolve) => {
-        const abort = () => {
+        signal.addEventListener("abort", () => {
           controller.error(new DOMException("aborted", "AbortError"))
           resolve()
-        }
-        if (signal.aborted) abort()
-        else signal.addEventListener("abort", abort, { once: true })
+        }, { once: true })
       })
     }
   }, { highWaterMark: 0 })

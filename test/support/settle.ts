@@ -23,7 +23,7 @@ export const runToEnd = <A, E, R>(
 ): Effect.Effect<Exit.Exit<A, E>, never, R> =>
   Effect.gen(function*() {
     const limit = Duration.toMillis(options.limit ?? "1 hour")
-    const maxSteps = options.maxSteps ?? 1_000
+    const maxSteps = options.maxSteps ?? 200
     const fiber = yield* Effect.fork(effect)
     let steps = 0
     let stalled = 0
