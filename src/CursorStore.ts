@@ -9,14 +9,53 @@
  * (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), so importing the library
  * loads no database driver.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Data, Effect, Layer, Option, Schema } from "effect"
 
+/** A store could not be opened, read or written; `message` is one line naming the underlying reason. */
 export class CursorStoreError extends Data.TaggedError("CursorStoreError")<{
   readonly operation: "open" | "load" | "save" | "remove"
   readonly cause: unknown
-}> {}
+}> {
+  override get message() {
+    return `${this.operation} failed: ${reasonOf(this.cause)}`
+  }
+}
+
+/**
+ * The messages down a chain of causes, on one line: drivers' errors come wrapped
+ * ("Failed to execute statement" around "no such table"), and Node reports a
+ * connection refused on several addresses as an AggregateError with no message.
+ */
+const reasonOf = (cause: unknown): string => {
+  const parts: Array<string> = []
+  let link = cause
+  for (let depth = 0; depth < 5 && link !== undefined && link !== null; depth++) {
+    if (!(link instanceof Error)) {
+      parts.push(String(link))
+      break
+    }
+    const message = link.message === "" && link instanceof AggregateError
+      ? link.errors.map((error) => (error instanceof Error ? error.message : String(error))).join("; ")
+      : link.message
+    if (message !== "" && !parts.includes(message)) parts.push(message)
+    link = link.cause
+  }
+  return parts.length === 0 ? String(cause) : parts.join(": ").replace(/\s+/g, " ").trim()
+}
+
+/**
+ * Makes every failure of a store operation a `CursorStoreError`, defects included:
+ * drivers throw on some I/O errors (better-sqlite3 on a directory or a corrupt
+ * file), and a store's caller should see a reason, not a crash.
+ */
+export const mapStoreFailure = (operation: CursorStoreError["operation"]) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, CursorStoreError, R> =>
+  effect.pipe(
+    Effect.mapError((cause) => new CursorStoreError({ operation, cause })),
+    Effect.catchAllDefect((cause) => Effect.fail(new CursorStoreError({ operation, cause })))
+  )
 
 export interface Cursor {
   readonly sessionId: string
@@ -83,7 +122,7 @@ interface CursorRow {
 const rowsPerStatement = 500
 
 /** A store on any `@effect/sql` client; creates its table on first use of the layer. */
-export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> = Layer.effect(
+export const layerSql: Layer.Layer<CursorStore, CursorStoreError, SqlClient.SqlClient> = Layer.effect(
   CursorStore,
   Effect.gen(function*() {
     // Raw names: the queries below use snake_case columns whatever the user's transforms.
@@ -95,7 +134,7 @@ export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> =
       seq BIGINT NOT NULL,
       recent_ids TEXT,
       updated_at BIGINT NOT NULL
-    )`.pipe(Effect.retry({ times: 2 }))
+    )`.pipe(Effect.retry({ times: 2 }), mapStoreFailure("open"))
 
     const upsert = (rows: ReadonlyArray<Record<string, unknown>>) =>
       sql`INSERT INTO sse_resume_cursors ${sql.insert(rows)}
@@ -122,7 +161,7 @@ export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> =
                   updatedAt: Number(rows[0]!.updated_at)
                 }))
           ),
-          Effect.mapError((cause) => new CursorStoreError({ operation: "load", cause }))
+          mapStoreFailure("load")
         ),
       saveAll: (cursors) =>
         Effect.suspend(() => {
@@ -148,12 +187,12 @@ export const layerSql: Layer.Layer<CursorStore, SqlError, SqlClient.SqlClient> =
           return sql.withTransaction(Effect.all(statements, { discard: true }))
         }).pipe(
           Effect.asVoid,
-          Effect.mapError((cause) => new CursorStoreError({ operation: "save", cause }))
+          mapStoreFailure("save")
         ),
       remove: (sessionId) =>
         sql`DELETE FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
           Effect.asVoid,
-          Effect.mapError((cause) => new CursorStoreError({ operation: "remove", cause }))
+          mapStoreFailure("remove")
         )
     })
   })

@@ -4,26 +4,27 @@
  * only users of it load the native driver.
  */
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
-import type { ConfigError } from "effect/ConfigError"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { CursorStore, CursorStoreError, layerSql } from "./CursorStore.js"
+import { type CursorStore, type CursorStoreError, layerSql, mapStoreFailure } from "./CursorStore.js"
 
 /** Where the embedded store lives unless told otherwise. */
 export const defaultFilename = "./.sse-resume/cursors.db"
 
-/** The store in the SQLite file `filename`, its directory created if missing. */
-export const layer = (
-  filename: string = defaultFilename
-): Layer.Layer<CursorStore, SqlError | ConfigError | CursorStoreError> =>
+/**
+ * The store in the SQLite file `filename`, its directory created if missing. A path
+ * that cannot hold a database (a directory, a corrupt or unreadable file, a parent
+ * that is a file) fails with a `CursorStoreError` of operation "open".
+ */
+export const layer = (filename: string = defaultFilename): Layer.Layer<CursorStore, CursorStoreError> =>
   Layer.provide(
     layerSql,
-    Layer.unwrapEffect(
-      Effect.try({
-        try: () => mkdirSync(dirname(filename), { recursive: true }),
-        catch: (cause) => new CursorStoreError({ operation: "open", cause })
-      }).pipe(Effect.as(SqliteClient.layer({ filename })))
+    Layer.scopedContext(
+      Effect.try({ try: () => mkdirSync(dirname(filename), { recursive: true }), catch: (cause) => cause }).pipe(
+        // The driver opens the file and sets WAL mode while the layer is built, and throws there.
+        Effect.zipRight(Layer.build(SqliteClient.layer({ filename }))),
+        mapStoreFailure("open")
+      )
     )
   )

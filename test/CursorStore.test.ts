@@ -6,7 +6,10 @@ import * as Cursors from "../src/CursorStore.js"
 import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
+import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import * as PgCursorStore from "../src/PgCursorStore.js"
+import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 
 const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string>): Cursor => ({
   sessionId,
@@ -116,7 +119,117 @@ describe("CursorStore.layerSql on a damaged row", () => {
       const error = yield* Effect.flip(store.load("damaged"))
       expect(error._tag).toBe("CursorStoreError")
       expect(error.operation).toBe("load")
+      expectOneLine(error.message, /^load failed: .*Expected/)
     }))
+})
+
+/** A store error's message: one line that names the reason (no stack, no multi-line parse tree). */
+const expectOneLine = (message: string, reason: RegExp) => {
+  expect(message).not.toMatch(/\n/)
+  expect(message).toMatch(reason)
+}
+
+/** The error of building `store`, which must fail (typed: a defect fails the test instead). */
+const openError = (store: Layer.Layer<CursorStore, Cursors.CursorStoreError>) =>
+  Effect.scoped(Effect.flip(Layer.build(store)))
+
+describe("a store that cannot be opened, read or written fails with a typed CursorStoreError naming the reason", () => {
+  it.scoped("SQLite on a directory", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("sse-store-dir-")
+      const error = yield* openError(SqliteCursorStore.layer(dir))
+      expect(error.operation).toBe("open")
+      expectOneLine(error.message, /^open failed: unable to open database file$/)
+    }))
+
+  it.scoped("SQLite on a file that is not a database", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-store-corrupt-"), "cursors.db")
+      writeFileSync(filename, "not a database, just text that is long enough to fill a SQLite header".repeat(4))
+      const error = yield* openError(SqliteCursorStore.layer(filename))
+      expect(error.operation).toBe("open")
+      expectOneLine(error.message, /^open failed: file is not a database$/)
+    }))
+
+  it.scoped("SQLite under a path whose parent is a file", () =>
+    Effect.gen(function*() {
+      const file = join(yield* tempDir("sse-store-notdir-"), "file")
+      writeFileSync(file, "")
+      const error = yield* openError(SqliteCursorStore.layer(join(file, "sub", "cursors.db")))
+      expectOneLine(error.message, /^open failed: (EEXIST|ENOTDIR): .*mkdir/)
+    }))
+
+  // sysfs refuses new files even to root, so this holds whoever runs the tests.
+  it.effect.skipIf(!existsSync("/sys/kernel"))("SQLite where no file can be created", () =>
+    Effect.gen(function*() {
+      const error = yield* openError(SqliteCursorStore.layer("/sys/sse-resume-cursors.db"))
+      expectOneLine(error.message, /^open failed: unable to open database file$/)
+    }))
+
+  it.scoped("a read-only SQLite database: loads work, saves and removes fail", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-store-ro-"), "cursors.db")
+      yield* Effect.scoped(Effect.flatMap(
+        Layer.build(SqliteCursorStore.layer(filename)),
+        (context) => Context.get(context, CursorStore).saveAll([cursor("ro", 1)])
+      ))
+      const readOnly = Layer.provide(Cursors.layerSql, SqliteClient.layer({ filename, readonly: true }))
+      const store = Context.get(yield* Layer.build(readOnly), CursorStore)
+      expect(Option.getOrThrow(yield* store.load("ro")).seq).toBe(1)
+      const save = yield* Effect.flip(store.saveAll([cursor("ro", 2)]))
+      expect(save.operation).toBe("save")
+      expectOneLine(save.message, /^save failed: .*attempt to write a readonly database$/)
+      const remove = yield* Effect.flip(store.remove("ro"))
+      expectOneLine(remove.message, /^remove failed: .*attempt to write a readonly database$/)
+    }))
+
+  it.scoped("a table gone from under an open store: load, save and remove each fail with the reason", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-store-gone-"), "cursors.db")
+      const context = yield* Layer.build(Layer.provideMerge(Cursors.layerSql, SqliteClient.layer({ filename })))
+      const store = Context.get(context, CursorStore)
+      yield* Context.get(context, SqlClient.SqlClient)`DROP TABLE sse_resume_cursors`
+      for (const [operation, attempt] of [
+        ["load", store.load("x")],
+        ["save", store.saveAll([cursor("x", 1)])],
+        ["remove", store.remove("x")]
+      ] as const) {
+        const error = yield* Effect.flip(attempt as Effect.Effect<unknown, Cursors.CursorStoreError>)
+        expect(error.operation).toBe(operation)
+        expectOneLine(error.message, new RegExp(`^${operation} failed: .*no such table: sse_resume_cursors$`))
+      }
+    }))
+
+  it.effect("PostgreSQL at a malformed URL, without echoing it (it may hold a password)", () =>
+    Effect.gen(function*() {
+      for (const url of ["not a url", "http://user:secret@127.0.0.1:1/db"]) {
+        const error = yield* openError(PgCursorStore.layer(url))
+        expectOneLine(error.message, /^open failed: not a PostgreSQL URL/)
+        expect(error.message).not.toContain("secret")
+      }
+    }))
+
+  it.effect("PostgreSQL that refuses the connection", () =>
+    Effect.gen(function*() {
+      const error = yield* openError(PgCursorStore.layer("postgres://postgres:secret@127.0.0.1:1/test"))
+      expectOneLine(error.message, /^open failed: .*ECONNREFUSED 127\.0\.0\.1:1$/)
+      expect(error.message).not.toContain("secret")
+    }))
+
+  it.effect.skipIf(pgUrl === undefined)("PostgreSQL without the database named", () =>
+    Effect.gen(function*() {
+      const url = new URL(pgUrl!)
+      url.pathname = `/no_such_db_${runId.replace(/\W/g, "_")}`
+      const error = yield* openError(PgCursorStore.layer(url.toString()))
+      expectOneLine(error.message, /^open failed: .*database "no_such_db_\w+" does not exist$/)
+    }))
+
+  it("an error without a message of its own, as Node reports a refused dual-stack connection, lists its parts", () => {
+    const refused = new AggregateError([new Error("connect ECONNREFUSED ::1:5432"), new Error("connect ECONNREFUSED 127.0.0.1:5432")])
+    expect(new Cursors.CursorStoreError({ operation: "open", cause: refused }).message).toBe(
+      "open failed: connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432"
+    )
+  })
 })
 
 notePgSkip("CursorStore")
