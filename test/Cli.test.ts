@@ -1,13 +1,18 @@
+import { CommandDescriptor, HelpDoc, ValidationError } from "@effect/cli"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { ConfigError, Effect, Exit, FiberId } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { existsSync, mkdtempSync } from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ExitCode } from "../src/cli/Cli.js"
+import { type CliError, ExitCode, outcome, UsageError } from "../src/cli/Cli.js"
 import * as DemoServer from "../src/cli/DemoServer.js"
+import * as Tail from "../src/cli/Tail.js"
+import { TrackerOptionsError } from "../src/EventTracker.js"
+import { SseEventTooLarge } from "../src/Sse.js"
+import * as SseClient from "../src/SseClient.js"
 
 const bin = join(import.meta.dirname, "..", "bin", "sse-resume.js")
 
@@ -58,6 +63,63 @@ const fixedServer = (status: number, contentType: string) =>
     }),
     (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
   ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/`))
+
+describe("Cli.outcome", () => {
+  const doc = HelpDoc.p("bad")
+  const url = "http://127.0.0.1:1/events"
+  // One error of each tag, with its documented exit code: a tag without a sample does not compile.
+  const samples: { readonly [K in CliError["_tag"]]: readonly [CliError, number] } = {
+    CommandMismatch: [ValidationError.commandMismatch(doc), 2],
+    CorrectedFlag: [ValidationError.correctedFlag(doc), 2],
+    HelpRequested: [ValidationError.helpRequested(CommandDescriptor.make("tail")), 2],
+    InvalidArgument: [ValidationError.invalidArgument(doc), 2],
+    InvalidValue: [ValidationError.invalidValue(doc), 2],
+    MissingFlag: [ValidationError.missingFlag(doc), 2],
+    MissingValue: [ValidationError.missingValue(doc), 2],
+    MissingSubcommand: [ValidationError.missingSubcommand(doc), 2],
+    MultipleValuesDetected: [ValidationError.keyValuesDetected(doc, ["a=1"]), 2],
+    NoBuiltInMatch: [ValidationError.noBuiltInMatch(doc), 2],
+    UnclusteredFlag: [ValidationError.unclusteredFlag(doc, ["-ab"], []), 2],
+    UsageError: [new UsageError({ message: "--max-events must be at least 1" }), 2],
+    InvalidConfig: [new Tail.InvalidConfig({ cause: ConfigError.InvalidData(["SSE_IDLE_TTL"], "must be longer than zero") }), 2],
+    DemoServerError: [new DemoServer.DemoServerError({ port: 80, cause: "EACCES" }), 2],
+    SseHttpError: [new SseClient.SseHttpError({ status: 404, url, attempt: 1 }), 3],
+    SseContentTypeError: [new SseClient.SseContentTypeError({ contentType: "text/html", url }), 4],
+    SseRetriesExhausted: [new SseClient.SseRetriesExhausted({ attempts: 3, last: { reason: "transport", attempt: 3 } }), 5],
+    StoreUnavailable: [new Tail.StoreUnavailable({ store: "c.db", cause: new Error("SQLITE_CORRUPT") }), 6],
+    SseEventTooLarge: [new SseEventTooLarge({ maxEventBytes: 1024, afterEventId: "7" }), 7],
+    SseResumeIdError: [new SseClient.SseResumeIdError({ lastEventId: "a\u0001", url }), 7],
+    TrackerOptionsError: [new TrackerOptionsError({ option: "maxTracked", value: 0, reason: "must be ≥ 1" }), 1]
+  }
+
+  for (const [tag, [error, code]] of Object.entries(samples)) {
+    it(`${tag} exits ${code}`, () => {
+      expect(error._tag).toBe(tag)
+      const result = outcome(Exit.fail(error))
+      expect(result.code).toBe(code)
+      if (ValidationError.isValidationError(error)) {
+        // @effect/cli prints its own message: no second line.
+        expect(result.line).toBeUndefined()
+      } else {
+        // An error without a message (a bug of ours) is named by its tag, never an empty line.
+        expect(result.line).toBe(`sse-resume: ${error.message || error._tag}`)
+        expect(result.line).not.toContain("\n")
+      }
+    })
+  }
+
+  it("success and interruption exit 0; a defect is an internal error, exit 1", () => {
+    expect(outcome(Exit.void)).toEqual({ code: 0 })
+    expect(outcome(Exit.interrupt(FiberId.none))).toEqual({ code: 0 })
+    const defect = outcome(Exit.die(new Error("boom")))
+    expect(defect.code).toBe(1)
+    expect(defect.line).toMatch(/^sse-resume: internal error: .*boom/)
+  })
+
+  it("the exit codes are the documented ones", () => {
+    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, http: 3, contentType: 4, unreachable: 5, store: 6, protocol: 7 })
+  })
+})
 
 describe("sse-resume CLI (spawned)", () => {
   it.scopedLive("killed mid-stream and restarted, stdout holds every event in order, resuming after the stored cursor", () =>
@@ -120,6 +182,36 @@ describe("sse-resume CLI (spawned)", () => {
       ExitCode.usage,
       /invalid configuration: .*SSE_BATCH_SIZE/
     ))
+
+  for (const variable of ["SSE_IDLE_TTL", "SSE_FLUSH_INTERVAL", "SSE_IDLE_TIMEOUT", "SSE_METRIC_INTERVAL"]) {
+    it.scopedLive(`${variable} of zero is a usage error, and no store is opened`, () =>
+      Effect.gen(function*() {
+        const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")
+        yield* expectOneLineError(
+          cli(["tail", "http://127.0.0.1:1/events", "--store", store], { [variable]: "0 seconds" }),
+          ExitCode.usage,
+          new RegExp(`invalid configuration: .*${variable}.*must be longer than zero`)
+        )
+        expect(existsSync(store)).toBe(false)
+      }))
+  }
+
+  it.scopedLive("with SSE_TELEMETRY=console, spans and metrics go to stderr and stdout holds only event lines", () =>
+    Effect.gen(function*() {
+      const server = yield* DemoServer.make({ eventsPerSecond: 200 })
+      const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")
+      const run = cli(["tail", server.url, "--store", store, "--max-events", "30"], {
+        SSE_TELEMETRY: "console",
+        SSE_METRIC_INTERVAL: "50 millis"
+      })
+      expect(yield* Effect.promise(() => run.exit)).toBe(ExitCode.ok)
+      expect(run.lines).toHaveLength(30)
+      for (const line of run.lines) expect(Object.keys(JSON.parse(line))).toEqual(["id", "event", "data"])
+      expect(ids(run.lines)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
+      // The exporters ran: one JSON object per span or metric on stderr.
+      expect(run.stderr()).toMatch(/^\{"name":"sse\.connect".*\}$/m)
+      expect(run.stderr()).toMatch(/^\{"descriptor":\{"name":"sse_events_received".*\}$/m)
+    }), 20_000)
 
   it.scopedLive("an invalid telemetry setting is a usage error too, not an internal one", () =>
     expectOneLineError(

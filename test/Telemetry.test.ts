@@ -47,6 +47,9 @@ describe("Telemetry", () => {
       expect((yield* read({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" })).exporter).toBe("otlp")
       expect((yield* read({ SSE_TELEMETRY: "console" })).exporter).toBe("console")
       expect(Exit.isFailure(yield* Effect.exit(read({ SSE_TELEMETRY: "loud" })))).toBe(true)
+      // Zero would make the periodic reader spin.
+      expect(Exit.isFailure(yield* Effect.exit(read({ SSE_METRIC_INTERVAL: "0 seconds" })))).toBe(true)
+      expect((yield* read({ SSE_METRIC_INTERVAL: "250 millis" })).metricInterval).toEqual(Duration.millis(250))
     }))
 
   it.live("a run with a reconnect exports sse.connect, sse.reconnect and persistence batch spans, and the metrics", () => {

@@ -6,7 +6,7 @@
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Data, Duration, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Data, Duration, Effect, Exit, Layer, Logger, Option } from "effect"
 import * as SqliteCursorStore from "../SqliteCursorStore.js"
 import * as DemoServer from "./DemoServer.js"
 import type * as SseClient from "../SseClient.js"
@@ -25,48 +25,76 @@ export const ExitCode = {
   protocol: 7
 } as const
 
+export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
+
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
+/** Every error the CLI can end with; each has its exit code in `exitCodes`. */
+export type CliError =
+  | ValidationError.ValidationError
+  | UsageError
+  | Tail.TailError
+  | DemoServer.DemoServerError
+
+/** Exhaustive, so an error the CLI can newly end with does not compile until it has a code. */
+export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
+  // @effect/cli's own: bad arguments.
+  CommandMismatch: ExitCode.usage,
+  CorrectedFlag: ExitCode.usage,
+  HelpRequested: ExitCode.usage,
+  InvalidArgument: ExitCode.usage,
+  InvalidValue: ExitCode.usage,
+  MissingFlag: ExitCode.usage,
+  MissingValue: ExitCode.usage,
+  MissingSubcommand: ExitCode.usage,
+  MultipleValuesDetected: ExitCode.usage,
+  NoBuiltInMatch: ExitCode.usage,
+  UnclusteredFlag: ExitCode.usage,
+  UsageError: ExitCode.usage,
+  InvalidConfig: ExitCode.usage,
+  DemoServerError: ExitCode.usage,
+  SseHttpError: ExitCode.http,
+  SseContentTypeError: ExitCode.contentType,
+  SseRetriesExhausted: ExitCode.unreachable,
+  StoreUnavailable: ExitCode.store,
+  // The server broke the protocol: an event past maxEventBytes, an id no header can resume from.
+  SseEventTooLarge: ExitCode.protocol,
+  SseResumeIdError: ExitCode.protocol,
+  // Tail validates every setting a tracker takes, so this one is a bug of ours.
+  TrackerOptionsError: ExitCode.failure
+}
+
 /** The exit code and the one line to print for how the program ended. */
-export const outcome = (exit: Exit.Exit<unknown, unknown>): { readonly code: number; readonly line?: string } => {
+export const outcome = (exit: Exit.Exit<unknown, CliError>): { readonly code: ExitCode; readonly line?: string } => {
   if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return { code: ExitCode.ok }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return { code: ExitCode.failure, line: `sse-resume: internal error: ${Cause.pretty(exit.cause)}` }
-  const error = failure.value as { readonly _tag?: string; readonly message?: string }
+  const error = failure.value
+  const code = exitCodes[error._tag]
   // @effect/cli has already printed its own message for these.
-  if (ValidationError.isValidationError(error)) return { code: ExitCode.usage }
-  const line = `sse-resume: ${error.message ?? String(error)}`
-  switch (error._tag) {
-    case "UsageError":
-    case "InvalidConfig":
-      return { code: ExitCode.usage, line }
-    case "SseHttpError":
-      return { code: ExitCode.http, line }
-    case "SseContentTypeError":
-      return { code: ExitCode.contentType, line }
-    case "SseRetriesExhausted":
-      return { code: ExitCode.unreachable, line }
-    case "StoreUnavailable":
-      return { code: ExitCode.store, line }
-    case "SseEventTooLarge":
-      return { code: ExitCode.protocol, line }
-    case "DemoServerError":
-      return { code: ExitCode.usage, line }
-    default:
-      return { code: ExitCode.failure, line }
-  }
+  if (ValidationError.isValidationError(error)) return { code }
+  return { code, line: `sse-resume: ${error.message || error._tag}` }
 }
 
-/** Runs a program as a process: the documented exit code, and one line on failure. */
-export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
-  NodeRuntime.runMain(program, {
-    disableErrorReporting: true,
-    teardown: (exit, onExit) => {
-      const { code, line } = outcome(exit)
-      if (line !== undefined) process.stderr.write(`${line}\n`)
-      onExit(code)
+/**
+ * Runs a program as a process: the documented exit code, and one line on failure.
+ * Logs go to stderr, as status does: stdout carries event lines only.
+ */
+export const runMain = <A>(program: Effect.Effect<A, CliError>): void =>
+  NodeRuntime.runMain(
+    Effect.provide(program, Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))),
+    {
+      disableErrorReporting: true,
+      // Its own pretty logger writes to stdout.
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) => {
+        // The Teardown type is generic; the exit it gets is this program's.
+        const { code, line } = outcome(exit as Exit.Exit<unknown, CliError>)
+        if (line !== undefined) process.stderr.write(`${line}\n`)
+        onExit(code)
+      }
     }
-  })
+  )
 
 /**
  * Writes to stdout, waiting for 'drain' when its buffer is full: that is what makes
@@ -250,6 +278,6 @@ export const main = (argv: ReadonlyArray<string>) =>
     // A bad SSE_TELEMETRY / SSE_METRIC_INTERVAL is a usage error (exit 2) like any SSE_* value.
     Effect.provide(Layer.merge(
       FetchHttpClient.layer,
-      Layer.mapError(Telemetry.layer, (cause) => new Tail.InvalidConfig({ cause }))
+      Layer.mapError(Telemetry.layerConfig, (cause) => new Tail.InvalidConfig({ cause }))
     ))
   )

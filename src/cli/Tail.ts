@@ -5,14 +5,14 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { HttpClientRequest } from "@effect/platform"
-import { Chunk, ConfigError, Data, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
-import * as Backpressure from "../Backpressure.js"
+import type { Chunk, ConfigError, Option } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Stream } from "effect"
 import * as CursorStore from "../CursorStore.js"
-import * as PgCursorStore from "../PgCursorStore.js"
-import * as SqliteCursorStore from "../SqliteCursorStore.js"
 import * as EventTracker from "../EventTracker.js"
 import * as PersistenceWorker from "../PersistenceWorker.js"
+import * as PgCursorStore from "../PgCursorStore.js"
 import * as SessionManager from "../SessionManager.js"
+import * as SqliteCursorStore from "../SqliteCursorStore.js"
 import * as SseClient from "../SseClient.js"
 import type { SseEvent } from "../SseEvent.js"
 
@@ -47,6 +47,7 @@ export type Status =
   | { readonly _tag: "Progress"; readonly counts: Counts; readonly eventsPerSecond: number }
   | { readonly _tag: "Stopped"; readonly summary: Summary }
 
+/** What this run saw: another run in the same process never adds to it. */
 export interface Counts {
   readonly delivered: number
   readonly duplicatesDropped: number
@@ -82,6 +83,8 @@ export type TailError = SseClient.SseClientError | StoreUnavailable | InvalidCon
 const describeStore = (store: Store) =>
   store._tag === "sqlite" ? store.filename : store._tag === "pg" ? "PostgreSQL" : "memory"
 
+const unavailable = (store: Store) => (cause: unknown) => new StoreUnavailable({ store: describeStore(store), cause })
+
 const storeLayer = (store: Store) => {
   switch (store._tag) {
     case "sqlite":
@@ -93,19 +96,33 @@ const storeLayer = (store: Store) => {
   }
 }
 
-/** Store, worker and session manager, configured from the environment. */
-export const layer = (store: Store) =>
-  SessionManager.layerConfig.pipe(
-    Layer.provideMerge(PersistenceWorker.layerConfig),
-    Layer.provideMerge(storeLayer(store)),
-    Layer.mapError((cause) =>
-      ConfigError.isConfigError(cause)
-        ? new InvalidConfig({ cause })
-        : new StoreUnavailable({ store: describeStore(store), cause })
-    )
-  )
+/**
+ * Every SSE_* setting a run uses, all read (each bad value named) before the store
+ * is opened, so a usage error touches no file.
+ */
+const settings = Config.all({
+  client: SseClient.config,
+  worker: PersistenceWorker.config,
+  sessions: SessionManager.config
+}).pipe(Effect.mapError((cause) => new InvalidConfig({ cause })))
 
-const counterNow = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (s) => s.count)
+type Settings = Effect.Effect.Success<typeof settings>
+
+/** The run's own store, worker and session manager, closed with the run. */
+const persistence = (options: Options, settings: Settings) =>
+  Layer.build(
+    SessionManager.layer(settings.sessions).pipe(
+      Layer.provideMerge(PersistenceWorker.layer(settings.worker)),
+      Layer.provideMerge(storeLayer(options.store))
+    )
+  ).pipe(Effect.mapError(unavailable(options.store)))
+
+const request = (options: Options): HttpClientRequest.HttpClientRequest => {
+  let request = HttpClientRequest.make((options.method ?? "GET").toUpperCase() as "GET")(options.url)
+  if (options.headers !== undefined) request = HttpClientRequest.setHeaders(request, options.headers)
+  if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body)
+  return request
+}
 
 /** One JSON object per event, one per line: easy to read, grep and pipe into jq. */
 const formatEvent = (event: SseEvent): string =>
@@ -114,101 +131,114 @@ const formatEvent = (event: SseEvent): string =>
     : { id: event.id ?? null, event: event.event, data: event.data, retry: event.retry })
 
 /**
+ * The run's own account: `delivered` and `reconnects` from what it handles and its
+ * client reports, duplicates from the client's tracker, timeouts from its own worker.
+ */
+class Account {
+  delivered = 0
+  reconnects = 0
+  readonly counts: Effect.Effect<Counts>
+  constructor(clientTracker: EventTracker.EventTracker, worker: PersistenceWorker.PersistenceWorker["Type"]) {
+    this.counts = Effect.zipWith(clientTracker.counts, worker.stats, (tracker, stats) => ({
+      delivered: this.delivered,
+      duplicatesDropped: tracker.duplicates,
+      reconnects: this.reconnects,
+      backpressureTimeouts: stats.timedOut
+    }))
+  }
+}
+
+/** `report` gets the counts and the rate every `every`, until the scope closes. */
+const reportProgress = (account: Account, report: (status: Status) => Effect.Effect<void>, every: Duration.Duration) => {
+  let lastDelivered = 0
+  return account.counts.pipe(
+    Effect.flatMap((counts) => {
+      const eventsPerSecond = (counts.delivered - lastDelivered) / Duration.toSeconds(every)
+      lastDelivered = counts.delivered
+      return report({ _tag: "Progress", counts, eventsPerSecond })
+    }),
+    Effect.delay(every),
+    Effect.forever,
+    Effect.forkScoped
+  )
+}
+
+/**
+ * Writes a chunk's lines, and only then records the chunk to the session, whose
+ * tracker moves the stored cursor: the cursor never runs ahead of what was written,
+ * so a kill or `--max-events` cutting a chunk costs at most a replay next run,
+ * never a lost event. Interruptible throughout, so a stalled store cannot hold a stop.
+ */
+const deliver = (
+  options: Options,
+  session: SessionManager.Session,
+  account: Account
+) =>
+(chunk: Chunk.Chunk<SseEvent>) => {
+  let lines = ""
+  for (const event of chunk) lines += formatEvent(event) + "\n"
+  return options.write(lines).pipe(
+    Effect.tap(() => {
+      account.delivered += chunk.length
+    }),
+    Effect.zipRight(session.tracker.recordAll(chunk))
+  )
+}
+
+/**
  * Tails until `maxEvents`, a 204, a fatal error or interruption; in every case the
  * session's cursor is written before it returns (by the worker's drain).
  */
 export const run = (options: Options): Effect.Effect<Summary, TailError, HttpClient.HttpClient> =>
   Effect.scoped(Effect.gen(function*() {
     const report = options.report ?? (() => Effect.void)
-    const context = yield* Layer.build(layer(options.store))
-    const manager = Effect.provide(SessionManager.SessionManager, context)
-    const store = Effect.provide(CursorStore.CursorStore, context)
-    const storeError = (cause: unknown) => new StoreUnavailable({ store: describeStore(options.store), cause })
-
-    const baseline = {
-      duplicatesDropped: yield* counterNow(EventTracker.duplicateEvents),
-      reconnects: yield* counterNow(SseClient.reconnects),
-      backpressureTimeouts: yield* counterNow(Backpressure.backpressureTimeouts)
-    }
-    let delivered = 0
-    const counts: Effect.Effect<Counts> = Effect.all({
-      delivered: Effect.sync(() => delivered),
-      duplicatesDropped: Effect.map(counterNow(EventTracker.duplicateEvents), (n) => n - baseline.duplicatesDropped),
-      reconnects: Effect.map(counterNow(SseClient.reconnects), (n) => n - baseline.reconnects),
-      backpressureTimeouts: Effect.map(
-        counterNow(Backpressure.backpressureTimeouts),
-        (n) => n - baseline.backpressureTimeouts
-      )
-    })
+    const env = yield* settings
+    const context = yield* persistence(options, env)
+    const manager = Context.get(context, SessionManager.SessionManager)
+    const store = Context.get(context, CursorStore.CursorStore)
+    const storeError = unavailable(options.store)
 
     // Held, so a feed that goes quiet for longer than the idle TTL is not evicted under us.
-    const session = yield* Effect.flatMap(manager, (m) => m.hold(options.session)).pipe(Effect.mapError(storeError))
+    const session = yield* manager.hold(options.session).pipe(Effect.mapError(storeError))
     const resumedFrom = yield* session.tracker.lastEventId
     yield* report({ _tag: "Resuming", lastEventId: resumedFrom })
 
-    let request = HttpClientRequest.make((options.method ?? "GET").toUpperCase() as "GET")(options.url)
-    if (options.headers !== undefined) request = HttpClientRequest.setHeaders(request, options.headers)
-    if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body)
-
-    const every = Duration.decode(options.reportEvery ?? "1 second")
-    const invalid = (cause: ConfigError.ConfigError) => new InvalidConfig({ cause })
-    const persistence = yield* PersistenceWorker.config.pipe(Effect.mapError(invalid))
-    let lastDelivered = 0
-    yield* counts.pipe(
-      Effect.flatMap((c) => {
-        const eventsPerSecond = (c.delivered - lastDelivered) / Duration.toSeconds(every)
-        lastDelivered = c.delivered
-        return report({ _tag: "Progress", counts: c, eventsPerSecond })
-      }),
-      Effect.delay(every),
-      Effect.forever,
-      Effect.forkScoped
-    )
-
     // The client dedups with its own tracker, a copy of the session's; the session's
-    // tracker (which persists) records a chunk only once its lines are written. So the
-    // stored cursor never runs ahead of stdout: a kill or `--max-events` cutting a
-    // chunk costs at most a replay on the next run, never a lost event.
+    // tracker (which persists) records a chunk only once it is written (`deliver`).
     const clientTracker = yield* EventTracker.copy(session.tracker)
-    const fromEnv = yield* SseClient.config.pipe(Effect.mapError(invalid))
-    const events = SseClient.stream(request, {
-      ...fromEnv,
+    const account = new Account(clientTracker, Context.get(context, PersistenceWorker.PersistenceWorker))
+    yield* reportProgress(account, report, Duration.decode(options.reportEvery ?? "1 second"))
+    const events = SseClient.stream(request(options), {
+      ...env.client,
       ...options.client,
       tracker: clientTracker,
-      idleTimeout: options.idleTimeout ?? fromEnv.idleTimeout,
-      onConnection: (status) => report({ _tag: "Connection", ...status })
+      idleTimeout: options.idleTimeout ?? env.client.idleTimeout,
+      onConnection: (status) => {
+        if (status.state === "reconnecting") account.reconnects++
+        return report({ _tag: "Connection", ...status })
+      }
     })
 
     // Writes the cursor now rather than at the worker's next flush.
     const finish = Effect.gen(function*() {
-      yield* Effect.flatMap(manager, (m) => m.close(options.session)).pipe(Effect.mapError(storeError))
-      const storedCursor = yield* Effect.flatMap(store, (s) => s.load(options.session)).pipe(Effect.mapError(storeError))
-      return { ...(yield* counts), resumedFrom, storedCursor }
-    })
+      yield* manager.close(options.session)
+      const storedCursor = yield* store.load(options.session)
+      return { ...(yield* account.counts), resumedFrom, storedCursor }
+    }).pipe(Effect.mapError(storeError))
+    const { shutdownTimeout } = env.worker
 
     yield* (options.maxEvents === undefined ? events : Stream.take(events, options.maxEvents)).pipe(
-      Stream.runForEachChunk((chunk) => {
-        let lines = ""
-        for (const event of Chunk.toReadonlyArray(chunk)) lines += formatEvent(event) + "\n"
-        // Interruptible throughout: a stop between the write and the record costs
-        // a replay of this chunk next run, and a stalled store cannot hold the stop.
-        return options.write(lines).pipe(
-          Effect.tap(() => {
-            delivered += chunk.length
-          }),
-          Effect.zipRight(session.tracker.recordAll(chunk))
-        )
-      }),
+      Stream.runForEachChunk(deliver(options, session, account)),
       Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
-      // Stopped by a signal: the cursor is still stored, and said so.
-      // Bounded like the worker's own drain, so a hung store cannot hold the exit.
-      // Finalizers run uninterruptibly: without `interruptible` the timeout could not cut finish.
+      // Stopped by a signal: the cursor is still stored, and said so. Bounded like
+      // the worker's own drain, so a hung store cannot hold the exit.
       Effect.onInterrupt(() =>
         finish.pipe(
+          // Finalizers run uninterruptibly: without `interruptible` the timeout could not cut finish.
           Effect.interruptible,
           Effect.timeoutFail({
-            duration: persistence.shutdownTimeout,
-            onTimeout: () => storeError(`no answer within ${Duration.format(persistence.shutdownTimeout)}`)
+            duration: shutdownTimeout,
+            onTimeout: () => storeError(`no answer within ${Duration.format(shutdownTimeout)}`)
           }),
           Effect.flatMap((summary) => report({ _tag: "Stopped", summary })),
           Effect.catchAll((error) => Effect.logError("storing the cursor on stop failed", error))

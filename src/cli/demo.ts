@@ -6,14 +6,23 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Config, Effect, Option } from "effect"
 import { appendFileSync, mkdirSync } from "node:fs"
+import { positiveInt } from "../internal/settings.js"
 import * as Cli from "./Cli.js"
 import * as DemoServer from "./DemoServer.js"
 import * as Tail from "./Tail.js"
 
+const settings = Config.all({
+  dir: Config.withDefault(Config.string("SSE_DEMO_DIR"), "./.sse-resume").pipe(
+    Config.withDescription("Directory of the demo's SQLite store and event log")
+  ),
+  events: positiveInt("SSE_DEMO_EVENTS", 2_000, "Events the demo prints before it stops"),
+  dropEvery: Config.withDefault(Config.integer("SSE_DEMO_DROP_EVERY"), 300).pipe(
+    Config.withDescription("The demo server cuts each connection after this many events (0: never)")
+  )
+})
+
 const program = Effect.gen(function*() {
-  const dir = yield* Config.withDefault(Config.string("SSE_DEMO_DIR"), "./.sse-resume")
-  const events = yield* Config.withDefault(Config.integer("SSE_DEMO_EVENTS"), 2_000)
-  const dropEvery = yield* Config.withDefault(Config.integer("SSE_DEMO_DROP_EVERY"), 300)
+  const { dir, dropEvery, events } = yield* Effect.mapError(settings, (cause) => new Tail.InvalidConfig({ cause }))
   mkdirSync(dir, { recursive: true })
   const log = `${dir}/demo-events.jsonl`
 

@@ -1,0 +1,150 @@
+import { FetchHttpClient } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Option, Queue, Schedule } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Backpressure from "../src/Backpressure.js"
+import * as Tail from "../src/cli/Tail.js"
+import { CursorStore } from "../src/CursorStore.js"
+import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
+import * as SseServer from "./support/SseServer.js"
+
+/** SSE blocks for the events numbered `from` to `to`. */
+const events = (from: number, to: number) => {
+  let text = ""
+  for (let n = from; n <= to; n++) text += `id: ${n}\ndata: ${n}\n\n`
+  return text
+}
+
+const idsOf = (lines: string) =>
+  lines.split("\n").filter((line) => line !== "").map((line) => Number(JSON.parse(line).id))
+
+/** A promise that opens once `parties` callers are waiting on it. */
+const rendezvous = (parties: number) => {
+  let arrived = 0
+  let open!: () => void
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  return () => {
+    if (++arrived === parties) open()
+    return opened
+  }
+}
+
+const storeFile = () => join(mkdtempSync(join(tmpdir(), "sse-tail-")), "cursors.db")
+
+const storedCursor = (filename: string, session: string) =>
+  Effect.flatMap(CursorStore, (store) => store.load(session)).pipe(Effect.provide(SqliteCursorStore.layer(filename)))
+
+const fastClient = { initialDelay: "10 millis", maxDelay: "50 millis" } as const
+
+describe("Tail.run", () => {
+  it.scopedLive("two runs in one process each report their own duplicates, reconnects and backpressure timeouts", () =>
+    Effect.gen(function*() {
+      // Both streams start once both runs are connected, and send their last event only
+      // once the test says so: everything either run counts happens while both run.
+      const start = rendezvous(2)
+      const last = yield* Deferred.make<void>()
+      const sendLast = (response: Parameters<SseServer.Handler>[1]) =>
+        Effect.runPromise(Deferred.await(last)).then(() => SseServer.write(response, events(20, 20)))
+
+      // Cut after 10; the resume replays 3 before what was asked for.
+      const reconnecting = yield* SseServer.make(async (request, response, n) => {
+        response.writeHead(200, SseServer.sseHeaders)
+        if (n === 1) {
+          await start()
+          await SseServer.write(response, events(1, 10))
+          return SseServer.cut(response)
+        }
+        const resumeAfter = Number(request.headers["last-event-id"])
+        await SseServer.write(response, events(resumeAfter - 2, 19))
+        await sendLast(response)
+      })
+      // One connection that repeats two events in the middle.
+      const repeating = yield* SseServer.make(async (_, response) => {
+        response.writeHead(200, SseServer.sseHeaders)
+        await start()
+        await SseServer.write(response, events(1, 5) + events(4, 5) + events(6, 19))
+        await sendLast(response)
+      })
+
+      const written = { a: [] as Array<number>, b: [] as Array<number> }
+      const tail = (url: string, seen: Array<number>) =>
+        Tail.run({
+          url,
+          session: "mine",
+          store: { _tag: "sqlite", filename: storeFile() },
+          maxEvents: 20,
+          client: fastClient,
+          write: (lines) => Effect.sync(() => seen.push(...idsOf(lines)))
+        })
+      const runs = yield* Effect.fork(Effect.all([tail(reconnecting.url, written.a), tail(repeating.url, written.b)], {
+        concurrency: "unbounded"
+      }))
+
+      yield* Effect.sync(() => written.a.includes(19) && written.b.includes(19)).pipe(
+        Effect.repeat({ until: (both) => both, schedule: Schedule.spaced("5 millis") }),
+        Effect.timeout("10 seconds")
+      )
+      // Some other worker of the process has an offer time out meanwhile.
+      const full = yield* Queue.bounded<number>(1)
+      yield* Queue.offer(full, 0)
+      expect(yield* Backpressure.offer(full, 1, { timeout: "1 millis" })).toBe("timedOut")
+      yield* Deferred.succeed(last, undefined)
+
+      const [a, b] = yield* Fiber.join(runs)
+      expect(written.a).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+      expect(written.b).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+      expect({ ...a, resumedFrom: undefined, storedCursor: undefined }).toEqual({
+        delivered: 20,
+        duplicatesDropped: 3,
+        reconnects: 1,
+        backpressureTimeouts: 0,
+        resumedFrom: undefined,
+        storedCursor: undefined
+      })
+      expect({ ...b, resumedFrom: undefined, storedCursor: undefined }).toEqual({
+        delivered: 20,
+        duplicatesDropped: 2,
+        reconnects: 0,
+        backpressureTimeouts: 0,
+        resumedFrom: undefined,
+        storedCursor: undefined
+      })
+      expect(reconnecting.requests).toHaveLength(2)
+      expect(repeating.requests).toHaveLength(1)
+    }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+
+  it.scopedLive("a chunk moves the stored cursor only once its lines are written", () =>
+    Effect.gen(function*() {
+      const firstWritten = yield* Deferred.make<void>()
+      const secondStarted = yield* Deferred.make<void>()
+      // The second chunk is sent only after the first is written, so they cannot merge.
+      const server = yield* SseServer.make(async (_, response) => {
+        response.writeHead(200, SseServer.sseHeaders)
+        await SseServer.write(response, events(1, 5))
+        await Effect.runPromise(Deferred.await(firstWritten))
+        await SseServer.write(response, events(6, 10))
+      })
+      const filename = storeFile()
+      const written: Array<number> = []
+      let writes = 0
+      const run = yield* Effect.fork(Tail.run({
+        url: server.url,
+        session: "hang",
+        store: { _tag: "sqlite", filename },
+        client: fastClient,
+        write: (lines) =>
+          ++writes === 1
+            ? Effect.sync(() => written.push(...idsOf(lines))).pipe(Effect.zipRight(Deferred.succeed(firstWritten, undefined)))
+            : Effect.zipRight(Deferred.succeed(secondStarted, undefined), Effect.never)
+      }))
+
+      yield* Deferred.await(secondStarted).pipe(Effect.timeout("10 seconds"))
+      yield* Fiber.interrupt(run)
+      // Events 1 to 5 were sent together; a read may still have split them.
+      expect(written).toEqual(Array.from({ length: written.length }, (_, i) => i + 1))
+      const cursor = yield* storedCursor(filename, "hang")
+      expect(Option.map(cursor, (c) => c.lastEventId)).toEqual(Option.some(String(written.at(-1))))
+    }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+})
