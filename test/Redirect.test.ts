@@ -1,0 +1,298 @@
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Data, type Duration, Effect, type Layer, type Scope, Stream } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Redirect from "../src/internal/redirect.js"
+
+interface Seen {
+  readonly method: string
+  readonly path: string
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: string
+  /** Set when the client's connection closed. */
+  closed: boolean
+}
+
+interface Server {
+  /** `http://127.0.0.1:PORT` */
+  readonly origin: string
+  readonly seen: Array<Seen>
+}
+
+/** A loopback server that records each request with its path; the route answers. */
+const serve = (route: (seen: Seen, res: Http.ServerResponse) => void): Effect.Effect<Server, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<{ server: Http.Server; state: Server }>((resume) => {
+      const seen: Array<Seen> = []
+      const server = Http.createServer((req, res) => {
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
+        req.on("end", () => {
+          const request: Seen = {
+            method: req.method!,
+            path: req.url!,
+            headers: req.headers,
+            body: Buffer.concat(chunks).toString(),
+            closed: false
+          }
+          res.on("close", () => {
+            request.closed = true
+          })
+          seen.push(request)
+          route(request, res)
+        })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        resume(Effect.succeed({ server, state: { origin: `http://127.0.0.1:${port}`, seen } }))
+      })
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map(({ state }) => state))
+
+const redirect = (res: Http.ServerResponse, status: number, location: string) =>
+  res.writeHead(status, { location }).end("moved")
+
+const ok = (res: Http.ServerResponse) => res.writeHead(200, { "content-type": "text/plain" }).end("ok")
+
+/** Follows with a scoped client, as SseClient does; `perHop` bounds each hop. */
+const follow = (request: HttpClientRequest.HttpClientRequest, perHop?: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const client = HttpClient.withScope(yield* HttpClient.HttpClient)
+    return yield* Redirect.follow(request, {
+      execute: (hop) =>
+        perHop === undefined
+          ? client.execute(hop)
+          : Effect.timeoutFail(client.execute(hop), { duration: perHop, onTimeout: () => new HopTimeout() })
+    })
+  })
+
+class HopTimeout extends Data.TaggedError("HopTimeout") {}
+
+const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flip(effect).pipe(Effect.orElse(() => Effect.die("expected a failure")))
+
+const layers: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
+  ["FetchHttpClient.layer", FetchHttpClient.layer],
+  ["NodeHttpClient.layerUndici", NodeHttpClient.layerUndici],
+  ["NodeHttpClient.layer", NodeHttpClient.layer]
+]
+
+layers.forEach(([name, layer]) =>
+  describe(`Redirect.follow on ${name}`, () => {
+    const live = <A, E>(title: string, body: () => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
+      it.scopedLive(title, () => Effect.provide(body(), layer))
+
+    live("follows 301, 302, 303, 307 and 308, resolving a relative Location", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) =>
+          req.path.startsWith("/from/") ? redirect(res, Number(req.path.slice(6)), "../to?x=1") : ok(res)
+        )
+        for (const status of [301, 302, 303, 307, 308]) {
+          const followed = yield* follow(HttpClientRequest.get(`${server.origin}/from/${status}`))
+          expect(followed.response.status).toBe(200)
+          expect(yield* followed.response.text).toBe("ok")
+          expect(followed.url).toBe(`${server.origin}/to?x=1`)
+          expect(followed.chain).toEqual([`${server.origin}/from/${status}`, `${server.origin}/to?x=1`])
+        }
+        expect(server.seen.map((r) => r.path)).toEqual(
+          [301, 302, 303, 307, 308].flatMap((status) => [`/from/${status}`, "/to?x=1"])
+        )
+      }))
+
+    live("a relative Location is resolved against the URL of the hop that sent it", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => {
+          if (req.path === "/one/start") return redirect(res, 302, "/two/next")
+          if (req.path === "/two/next") return redirect(res, 302, "final")
+          ok(res)
+        })
+        const followed = yield* follow(HttpClientRequest.get(`${server.origin}/one/start`))
+        expect(followed.url).toBe(`${server.origin}/two/final`)
+      }))
+
+    live("a POST becomes a GET without body on 303, 301 and 302; 307 and 308 resend method and body", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) =>
+          req.path.startsWith("/from/") ? redirect(res, Number(req.path.slice(6)), "/to") : ok(res)
+        )
+        for (const status of [301, 302, 303, 307, 308]) {
+          const request = HttpClientRequest.post(`${server.origin}/from/${status}`).pipe(
+            HttpClientRequest.bodyText("{\"q\":1}", "application/json"),
+            HttpClientRequest.setHeader("content-language", "en")
+          )
+          yield* follow(request)
+          const final = server.seen[server.seen.length - 1]!
+          if (status === 307 || status === 308) {
+            expect(final).toMatchObject({ method: "POST", body: "{\"q\":1}" })
+            expect(final.headers).toMatchObject({ "content-type": "application/json", "content-language": "en" })
+          } else {
+            expect(final).toMatchObject({ method: "GET", body: "" })
+            expect(final.headers["content-type"]).toBeUndefined()
+            expect(final.headers["content-length"]).toBeUndefined()
+            expect(final.headers["content-language"]).toBeUndefined()
+          }
+        }
+      }))
+
+    live("300 and 304 are answers, not redirects", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => redirect(res, req.path === "/300" ? 300 : 304, "/elsewhere"))
+        for (const status of [300, 304]) {
+          const followed = yield* follow(HttpClientRequest.get(`${server.origin}/${status}`))
+          expect(followed.response.status).toBe(status)
+          expect(followed.chain).toHaveLength(1)
+        }
+        expect(server.seen).toHaveLength(2)
+      }))
+
+    live("a loop is a typed error naming the chain", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => redirect(res, 302, req.path === "/a" ? "/b" : "/a"))
+        const error = yield* failure(follow(HttpClientRequest.get(`${server.origin}/a`)))
+        expect(error).toMatchObject({
+          _tag: "SseRedirectError",
+          reason: "loop",
+          chain: [`${server.origin}/a`, `${server.origin}/b`, `${server.origin}/a`]
+        })
+        expect(error.message).toContain(`${server.origin}/a -> ${server.origin}/b -> ${server.origin}/a`)
+        expect(server.seen).toHaveLength(2)
+      }))
+
+    live("20 redirects are followed; the 21st is a typed error", () =>
+      Effect.gen(function*() {
+        // /hop/N/LIMIT redirects to hop N+1 until N reaches LIMIT.
+        const server = yield* serve((req, res) => {
+          const [, , n, limit] = req.path.split("/").map(Number)
+          return n! < limit! ? redirect(res, 307, `/hop/${n! + 1}/${limit}`) : ok(res)
+        })
+        const twenty = yield* follow(HttpClientRequest.get(`${server.origin}/hop/0/20`))
+        expect(twenty.response.status).toBe(200)
+        expect(twenty.chain).toHaveLength(21)
+        const error = yield* failure(follow(HttpClientRequest.get(`${server.origin}/hop/0/21`)))
+        expect(error).toMatchObject({ _tag: "SseRedirectError", reason: "tooMany" })
+        if (error._tag !== "SseRedirectError") return
+        expect(error.chain).toHaveLength(21)
+        expect(error.chain[20]).toBe(`${server.origin}/hop/20/21`)
+        expect(server.seen).toHaveLength(21 + 21)
+      }))
+
+    live("Authorization and Cookie are dropped when the origin changes, kept when it does not", () =>
+      Effect.gen(function*() {
+        const other = yield* serve((_req, res) => ok(res))
+        const server = yield* serve((req, res) =>
+          req.path === "/same" ? redirect(res, 302, "/final") : redirect(res, 302, `${other.origin}/final`)
+        )
+        const request = (path: string) =>
+          HttpClientRequest.get(`${server.origin}${path}`).pipe(
+            HttpClientRequest.setHeaders({ authorization: "Bearer secret", cookie: "s=1", "x-trace": "t", "last-event-id": "7" })
+          )
+        yield* follow(request("/same"))
+        expect(server.seen[1]!.headers).toMatchObject({ authorization: "Bearer secret", cookie: "s=1", "x-trace": "t" })
+        const followed = yield* follow(request("/cross"))
+        expect(followed.url).toBe(`${other.origin}/final`)
+        const crossed = other.seen[0]!.headers
+        expect(crossed.authorization).toBeUndefined()
+        expect(crossed.cookie).toBeUndefined()
+        expect(crossed).toMatchObject({ "x-trace": "t", "last-event-id": "7" })
+      }))
+
+    live("a 3xx without a usable Location is a typed error", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) =>
+          req.path === "/none" ? res.writeHead(302).end() : redirect(res, 302, "ftp://127.0.0.1/x")
+        )
+        const none = yield* failure(follow(HttpClientRequest.get(`${server.origin}/none`)))
+        expect(none).toMatchObject({ _tag: "SseRedirectError", reason: "noLocation", status: 302 })
+        const bad = yield* failure(follow(HttpClientRequest.get(`${server.origin}/bad`)))
+        expect(bad).toMatchObject({ _tag: "SseRedirectError", reason: "badLocation", location: "ftp://127.0.0.1/x" })
+      }))
+
+    live("a redirect's own request is aborted once it is followed, even if its body never ends", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => {
+          if (req.path === "/final") return void res.writeHead(200).write("open")
+          res.writeHead(302, { location: "/final" }).write("a body that never ends")
+        })
+        const followed = yield* follow(HttpClientRequest.get(`${server.origin}/start`))
+        expect(followed.response.status).toBe(200)
+        yield* Effect.sleep("200 millis")
+        expect(server.seen.map((r) => r.closed)).toEqual([true, false])
+      }))
+
+    live("each hop is bounded by the execute wrapper: a hop that never answers times out", () =>
+      Effect.gen(function*() {
+        const slow = (res: Http.ServerResponse, then: () => void) => setTimeout(() => !res.destroyed && then(), 350)
+        const server = yield* serve((req, res) => {
+          if (req.path === "/hang") return // never answers
+          if (req.path === "/slow-a") return slow(res, () => redirect(res, 302, "/slow-b"))
+          slow(res, () => ok(res))
+        })
+        // Two hops of 350 ms each pass a 600 ms bound per hop, though together they take longer.
+        const passed = yield* follow(HttpClientRequest.get(`${server.origin}/slow-a`), "600 millis")
+        expect(passed.chain).toHaveLength(2)
+        const hang = yield* serve((_req, res) => redirect(res, 302, `${server.origin}/hang`))
+        const started = Date.now()
+        const error = yield* failure(follow(HttpClientRequest.get(`${hang.origin}/start`), "600 millis"))
+        expect(error._tag).toBe("HopTimeout")
+        expect(Date.now() - started).toBeLessThan(2_000)
+        yield* Effect.sleep("100 millis")
+        expect(server.seen[server.seen.length - 1]).toMatchObject({ path: "/hang", closed: true })
+      }))
+  })
+)
+
+describe("Redirect.follow on FetchHttpClient", () => {
+  it.scopedLive("keeps the caller's RequestInit and only sets redirect to manual", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((req, res) => req.path === "/a" ? redirect(res, 302, "/b") : ok(res))
+      const followed = yield* follow(HttpClientRequest.get(`${server.origin}/a`)).pipe(
+        Effect.provideService(FetchHttpClient.RequestInit, { headers: { "x-from-init": "yes" }, redirect: "follow" })
+      )
+      expect(followed.chain).toHaveLength(2)
+      expect(server.seen.map((r) => r.headers["x-from-init"])).toEqual(["yes", "yes"])
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+})
+
+describe("Redirect.follow, scripted", () => {
+  /** Answers every request with `status` and Location /next, except /next: 200. */
+  const scriptedClient = (status: number) => {
+    const requested: Array<string> = []
+    const client = HttpClient.make((request) =>
+      Effect.sync(() => {
+        requested.push(`${request.method} ${request.url}`)
+        const answer = request.url.endsWith("/next") ? new Response("ok") : new Response(null, {
+          status,
+          headers: { location: "/next" }
+        })
+        return HttpClientResponse.fromWeb(request, answer)
+      })
+    )
+    return { requested, execute: (request: HttpClientRequest.HttpClientRequest) => client.execute(request) }
+  }
+  const streamed = HttpClientRequest.post("http://scripted.test/start").pipe(
+    HttpClientRequest.bodyStream(Stream.make(new TextEncoder().encode("once")))
+  )
+
+  it.scoped("a streamed body cannot be sent twice: 307 on it is a typed error, 303 drops it", () =>
+    Effect.gen(function*() {
+      const temporary = scriptedClient(307)
+      const error = yield* failure(Redirect.follow(streamed, { execute: temporary.execute }))
+      expect(error).toMatchObject({ _tag: "SseRedirectError", reason: "bodyNotReplayable", status: 307 })
+      expect(temporary.requested).toEqual(["POST http://scripted.test/start"])
+      const seeOther = scriptedClient(303)
+      const followed = yield* Redirect.follow(streamed, { execute: seeOther.execute })
+      expect(followed.url).toBe("http://scripted.test/next")
+      expect(seeOther.requested).toEqual(["POST http://scripted.test/start", "GET http://scripted.test/next"])
+    }))
+})
