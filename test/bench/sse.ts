@@ -107,11 +107,14 @@ export const parsers = {
     )
 }
 
-export const parseCases = [
+export const parseCases: ReadonlyArray<{ events: number; chunk: number; totalBytes?: number }> = [
   { events: 100, chunk: 64 * 1024 },
   { events: 100, chunk: 1024 },
   { events: 100 * 1024, chunk: 64 * 1024 },
-  { events: 100 * 1024, chunk: 1024 }
+  { events: 100 * 1024, chunk: 1024 },
+  // One event per chunk (each block is exactly `events` bytes), as a server that
+  // flushes every event delivers them; 1 MiB keeps the chunk count spreadable.
+  { events: 100, chunk: 100, totalBytes: MiB }
 ]
 
 export const label = (bytes: number) => bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`
@@ -122,12 +125,13 @@ export const experimentalBytes = (eventBytes: number) => eventBytes >= 1024 ? 1 
 const benchParse = async (totalBytes: number) => {
   console.log(
     `\nParse throughput, MB/s (median of 7 interleaved rounds; ${totalBytes / MiB} MiB per run; ` +
-      `experimental 128 KiB for 100 B events, 1 MiB for 100 KiB events)`
+      `experimental 128 KiB for 100 B events, 1 MiB for 100 KiB events; 1 MiB for one event per chunk)`
   )
   console.log("| events | chunks | eventsource-parser | Sse.parse | ratio | experimental makeChannel | ratio | Stream floor |")
   console.log("|---|---|---|---|---|---|---|---|")
-  for (const { events, chunk } of parseCases) {
-    const chunks = cut(makePayload(events, totalBytes), chunk)
+  for (const { events, chunk, totalBytes: caseBytes } of parseCases) {
+    const bytes = caseBytes ?? totalBytes
+    const chunks = cut(makePayload(events, bytes), chunk)
     const smallBytes = experimentalBytes(events)
     const small = cut(makePayload(events, smallBytes), chunk)
     const result = await race(7, {
@@ -139,10 +143,10 @@ const benchParse = async (totalBytes: number) => {
     if (result.raw!.count !== result.sse!.count) {
       throw new Error(`event counts differ: ${result.raw!.count} vs ${result.sse!.count}`)
     }
-    const r = totalBytes / 1e6 / result.raw!.seconds
-    const s = totalBytes / 1e6 / result.sse!.seconds
+    const r = bytes / 1e6 / result.raw!.seconds
+    const s = bytes / 1e6 / result.sse!.seconds
     const x = smallBytes / 1e6 / result.experimental!.seconds
-    const f = totalBytes / 1e6 / result.floor!.seconds
+    const f = bytes / 1e6 / result.floor!.seconds
     console.log(
       `| ${label(events)} | ${label(chunk)} | ${r.toFixed(0)} | ${s.toFixed(0)} | ${(s / r).toFixed(2)}× | ${
         x.toFixed(1)
