@@ -378,7 +378,7 @@ const connection = <E, EH, RH>(
         run.serverRetry = millis
       }, idOnlyBlocks: true }))),
       // The watchdog's abort surfaces as a transport error (or an end): idle it was.
-      Channel.map((body) => ended(watchdog.fired ? { reason: "idle" } : body, body.delivered))
+      Channel.map(({ delivered, ...end }) => ended(watchdog.fired ? { reason: "idle" } : end, delivered))
     )
   }))
 
