@@ -18,7 +18,6 @@ import type * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
   Cause,
   Channel,
@@ -40,6 +39,7 @@ import {
 } from "effect"
 import * as EventTracker from "./EventTracker.js"
 import { attemptRequest, type SseResumeIdError } from "./internal/attemptRequest.js"
+import { decodedBody, type SseContentEncodingError } from "./internal/contentEncoding.js"
 import { IdleWatchdog } from "./internal/idleWatchdog.js"
 import { Parser, type SseEventTooLarge } from "./internal/parser.js"
 import {
@@ -50,12 +50,15 @@ import {
   RetryBudget,
   type SseRetriesExhausted
 } from "./internal/reconnect.js"
+import { defaultMaxRedirects, follow, type Followed, type SseRedirectError } from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import * as Sse from "./Sse.js"
 import type { SseEvent } from "./SseEvent.js"
 
 export { SseResumeIdError } from "./internal/attemptRequest.js"
+export { SseContentEncodingError } from "./internal/contentEncoding.js"
+export { SseRedirectError } from "./internal/redirect.js"
 export { backoff, type Reconnect, type ReconnectReason, SseRetriesExhausted } from "./internal/reconnect.js"
 export { isTransientStatus, SseContentTypeError, SseHttpError } from "./internal/response.js"
 
@@ -64,6 +67,8 @@ export type SseClientError =
   | SseContentTypeError
   | SseRetriesExhausted
   | SseResumeIdError
+  | SseRedirectError
+  | SseContentEncodingError
   | Sse.SseParseError
   | EventTracker.TrackerOptionsError
 
@@ -101,7 +106,10 @@ export interface Settings {
   readonly maxDelay: Duration.DurationInput
   /** Longest wait the server can ask for with `retry:` or `Retry-After` (a server asking for a day is not obeyed). */
   readonly maxRetryAfter: Duration.DurationInput
-  /** Redirects followed per connection; one more is an error. */
+  /**
+   * Redirects (301, 302, 303, 307, 308) followed per connection, the same on
+   * every HttpClient layer; one more fails with `SseRedirectError`, as does a loop.
+   */
   readonly maxRedirects: number
   /**
    * Send the current trace as `traceparent`/`b3` headers. Off, a third-party
@@ -118,7 +126,7 @@ export const defaults: Settings = {
   initialDelay: Duration.millis(500),
   maxDelay: Duration.seconds(30),
   maxRetryAfter: Duration.minutes(10),
-  maxRedirects: 20,
+  maxRedirects: defaultMaxRedirects,
   tracePropagation: true
 }
 
@@ -215,6 +223,7 @@ interface Run<E, EH, RH> {
   readonly onConnection: (status: ConnectionStatus) => Effect.Effect<void>
   readonly idleTimeout: Duration.Duration
   readonly maxEventBytes: number
+  readonly maxRedirects: number
   readonly maxRetryAfter: number
   readonly budget: RetryBudget
   /** The server's latest `retry:` in ms; per spec it outlives the connection that sent it. */
@@ -257,6 +266,7 @@ const makeRun = <E, EH, RH>(
       onConnection: options.onConnection ?? (() => Effect.void),
       idleTimeout: Duration.decode(settings.idleTimeout),
       maxEventBytes: settings.maxEventBytes,
+      maxRedirects: settings.maxRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
       budget: new RetryBudget(options.schedule ?? backoff(settings), settings.maxAttempts),
       serverRetry: undefined
@@ -343,20 +353,21 @@ const connection = <E, EH, RH>(
     // The request lives in its own scope so the idle watchdog can abort it.
     const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const answer = yield* awaitResponse(run, request, requestScope).pipe(
-      Effect.tap((response) => Effect.annotateCurrentSpan("sse.status", response.status)),
+      Effect.tap(({ response }) => Effect.annotateCurrentSpan("sse.status", response.status)),
       Effect.withSpan("sse.connect", {
         attributes: { "sse.attempt": attempt, "sse.last_event_id": resumeFrom ?? "", "url.full": run.request.url }
       }),
       Effect.either
     )
     if (Either.isLeft(answer)) {
-      // Only transport and URL errors reach here; a bad URL fails again, and
-      // the budget turns that into a typed error.
       const error = answer.left
+      if (error._tag === "SseRedirectError") return yield* error
+      // Transport and URL errors: a bad URL fails again, and the budget turns
+      // that into a typed error.
       return Channel.succeed(ended(error._tag === "IdleTimeout" ? { reason: "idle" } : { reason: "transport", cause: error }))
     }
-    const response = answer.right
-    const verdict = classify(response, { url: run.request.url, attempt, now: yield* Clock.currentTimeMillis })
+    const { response, url } = answer.right
+    const verdict = classify(response, { url, attempt, now: yield* Clock.currentTimeMillis })
     switch (verdict._tag) {
       case "Stop":
         return Channel.succeed(stopped)
@@ -368,11 +379,11 @@ const connection = <E, EH, RH>(
         break
     }
     yield* run.onConnection({ state: "connected", attempt, status: response.status })
-    const watchdog = yield* IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError>(
+    const watchdog = yield* IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>(
       run.idleTimeout,
       Scope.close(requestScope, Exit.void)
     )
-    return Stream.toChannel(response.stream).pipe(
+    return Stream.toChannel(decodedBody(response)).pipe(
       Channel.pipeTo(watchdog.channel),
       Channel.pipeTo(readEvents(run, new Parser({ maxEventBytes: run.maxEventBytes, onRetry: (millis) => {
         run.serverRetry = millis
@@ -382,17 +393,24 @@ const connection = <E, EH, RH>(
     )
   }))
 
-/** Sends `request` and waits for the answer, within `idleTimeout`. */
+/**
+ * Sends `request` and waits for the answer, following redirects; each hop gets
+ * `idleTimeout` of its own, and every hop's request lives in `requestScope`, so
+ * the watchdog's abort reaches the one whose body is read.
+ */
 const awaitResponse = <E, EH, RH>(
   run: Run<E, EH, RH>,
   request: HttpClientRequest.HttpClientRequest,
   requestScope: Scope.Scope
-): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError | IdleTimeout> =>
-  run.client.execute(request).pipe(
-    Scope.extend(requestScope),
-    // A server that accepts and then says nothing is as idle as a silent body.
-    Effect.timeoutFail({ onTimeout: () => new IdleTimeout(), duration: run.idleTimeout })
-  )
+): Effect.Effect<Followed, HttpClientError.HttpClientError | IdleTimeout | SseRedirectError> =>
+  follow(request, {
+    maxRedirects: run.maxRedirects,
+    execute: (hop) =>
+      run.client.execute(hop).pipe(
+        // A server that accepts and then says nothing is as idle as a silent body.
+        Effect.timeoutFail({ onTimeout: () => new IdleTimeout(), duration: run.idleTimeout })
+      )
+  }).pipe(Scope.extend(requestScope))
 
 /** How a body ended, and whether it brought a new event. */
 interface BodyEnd {
@@ -420,16 +438,16 @@ const readEvents = <E, EH, RH>(
 ): Channel.Channel<
   Chunk.Chunk<SseEvent>,
   Chunk.Chunk<Uint8Array>,
-  E | SseEventTooLarge,
-  HttpClientError.ResponseError,
+  E | SseEventTooLarge | SseContentEncodingError,
+  HttpClientError.ResponseError | SseContentEncodingError,
   BodyEnd,
   unknown
 > => {
   type Reader = Channel.Channel<
     Chunk.Chunk<SseEvent>,
     Chunk.Chunk<Uint8Array>,
-    E | SseEventTooLarge,
-    HttpClientError.ResponseError,
+    E | SseEventTooLarge | SseContentEncodingError,
+    HttpClientError.ResponseError | SseContentEncodingError,
     BodyEnd,
     unknown
   >
@@ -449,13 +467,15 @@ const readEvents = <E, EH, RH>(
       countBytes(bytes)
       return emit(parser.push(bytes), () => read)
     },
-    onFailure: (cause: Cause.Cause<HttpClientError.ResponseError>) => {
-      // A read that failed is a transport failure; anything else (a defect, an
-      // interruption) is not the server's doing and ends the stream.
+    onFailure: (cause: Cause.Cause<HttpClientError.ResponseError | SseContentEncodingError>) => {
+      // A read that failed is a transport failure. A body we cannot decode would
+      // not decode on the next attempt either; a defect or an interruption is
+      // not the server's doing: those end the stream.
       const failure = Cause.failureOrCause(cause)
-      return Either.isLeft(failure)
+      if (Either.isRight(failure)) return Channel.failCause(failure.right)
+      return failure.left._tag === "ResponseError"
         ? Channel.succeed<BodyEnd>({ reason: "transport", cause: failure.left, delivered })
-        : Channel.failCause(failure.right)
+        : Channel.fail(failure.left)
     },
     onDone: () => emit(parser.end(), () => Channel.succeed<BodyEnd>({ reason: "closed", delivered }))
   })

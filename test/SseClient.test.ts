@@ -118,6 +118,19 @@ describe("SseClient over loopback", () => {
       expect(server.requests[0]!.closedAt).toBeDefined()
     }).pipe(Effect.provide(NodeHttpClient.layer)))
 
+  it.scopedLive("follows a redirect on node:http too, and resumes through it", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 5) return void res.writeHead(204).end()
+        if (n % 2 === 1) return void res.writeHead(302, { location: "/moved" }).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end(`id: ${n}\ndata: x\n\n`)
+      })
+      const events = yield* collect(SseClient.stream(HttpClientRequest.get(server.url), fast)).pipe(Effect.timeout("5 seconds"))
+      expect(events).toEqual(["2", "4"])
+      expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, undefined, "2", "2", "4"])
+    }).pipe(Effect.provide(NodeHttpClient.layer)))
+
   live("an oversized event fails cleanly without reconnecting", () =>
     Effect.gen(function*() {
       const server = yield* SseServer.make(async (_req, res) => {

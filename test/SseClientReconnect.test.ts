@@ -7,6 +7,7 @@ import type * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
+import * as Zlib from "node:zlib"
 import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
 import type { SseEvent } from "../src/SseEvent.js"
@@ -440,5 +441,77 @@ describe("SseClient onConnection", () => {
       // The reported delay is the one waited.
       const delays = seen.flatMap((s) => s.state === "reconnecting" ? [s.delayMillis] : [])
       expect(gaps(server)).toEqual(delays)
+    }))
+})
+
+describe("SseClient redirects and content encodings", () => {
+  const target = (request: Scripted.RecordedRequest) => new URL(request.request.url).pathname
+
+  it.effect("follows redirects on every attempt; the resume point goes along", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        if (n === 5) return Scripted.status(204)
+        if (target(request) === "/events") return Scripted.status(n === 1 ? 301 : 307, { location: "/moved" })
+        return Scripted.events(request, [`id: ${n}\ndata: x\n\n`])
+      })
+      const { exit, ids } = yield* run(server)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["2", "4"])
+      expect(server.requests.map(target)).toEqual(["/events", "/moved", "/events", "/moved", "/events"])
+      expect(lastEventIds(server)).toEqual([undefined, undefined, "2", "2", "4"])
+    }))
+
+  it.effect("the idle timeout bounds each redirect hop's wait and the final hop's body", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        if (n === 7) return Scripted.status(204)
+        if (target(request) === "/events") return Scripted.status(302, { location: "/moved" })
+        // First a hop that never answers, then a body that goes silent.
+        return n === 2 ? Effect.never : Scripted.events(request, [`id: ${n}\ndata: x\n\n`], "hang")
+      })
+      const reasons: Array<string> = []
+      const { ids } = yield* run(server, {
+        idleTimeout: "1 second",
+        onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+      })
+      expect(ids).toEqual(["4", "6"])
+      expect(reasons).toEqual(["idle", "idle", "idle"])
+      // The watchdog aborted the request whose body it watched, not only the first hop's.
+      expect(server.requests[3]!.signal.aborted).toBe(true)
+      expect(server.requests[3]!.at - server.requests[1]!.at).toBeGreaterThanOrEqual(1_000)
+    }))
+
+  it.effect("a redirect loop or one hop too many fails at once with SseRedirectError", () =>
+    Effect.gen(function*() {
+      const loop = Scripted.make((request) =>
+        Scripted.status(302, { location: target(request) === "/events" ? "/b" : "/events" })
+      )
+      const looped = yield* run(loop)
+      expect(failureOf(looped.exit)).toMatchObject({ _tag: "SseRedirectError", reason: "loop" })
+      expect(loop.requests.length).toBe(2)
+      const once = Scripted.make(() => Scripted.status(308, { location: "/elsewhere" }))
+      const refused = yield* run(once, { maxRedirects: 0 })
+      expect(failureOf(refused.exit)).toMatchObject({ _tag: "SseRedirectError", reason: "tooMany" })
+      expect(once.requests.length).toBe(1)
+    }))
+
+  it.effect("a gzip body nobody asked for is decoded; one the client cannot decode is a typed error", () =>
+    Effect.gen(function*() {
+      const gzipped = Zlib.gzipSync("id: 1\ndata: packed\n\n")
+      const server = Scripted.make((_request, n) =>
+        n === 1
+          ? new Response(gzipped, { headers: { ...Scripted.sseHeaders, "content-encoding": "gzip" } })
+          : Scripted.status(204)
+      )
+      const { events } = yield* run(server)
+      expect(events.map((e) => e.data)).toEqual(["packed"])
+      const brotli = Scripted.make(() =>
+        new Response(Zlib.brotliCompressSync("id: 1\ndata: packed\n\n"), {
+          headers: { ...Scripted.sseHeaders, "content-encoding": "br" }
+        })
+      )
+      const refused = yield* run(brotli)
+      expect(failureOf(refused.exit)).toMatchObject({ _tag: "SseContentEncodingError", encoding: "br" })
+      expect(brotli.requests.length).toBe(1)
     }))
 })
