@@ -54,7 +54,11 @@ export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   InvalidConfig: ExitCode.usage,
   DemoServerError: ExitCode.usage,
   SseHttpError: ExitCode.http,
+  // A redirect loop or chain that cannot be followed: retrying gets the same answers.
+  SseRedirectError: ExitCode.http,
   SseContentTypeError: ExitCode.contentType,
+  // Not an event stream the client can read, like a wrong content type.
+  SseContentEncodingError: ExitCode.contentType,
   SseRetriesExhausted: ExitCode.unreachable,
   StoreUnavailable: ExitCode.store,
   // The server broke the protocol: an event past maxEventBytes, an id no header can resume from.
