@@ -18,6 +18,7 @@ import type * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
   Cause,
   Channel,
@@ -345,10 +346,7 @@ const connection = <E, EH, RH>(
       delivered
     })
     const resumeFrom = Option.getOrUndefined(yield* run.tracker.lastEventId)
-    const request = yield* Either.match(attemptRequest(run.request, yield* run.headers, resumeFrom), {
-      onLeft: (error) => Effect.fail(error),
-      onRight: (request) => Effect.succeed(request)
-    })
+    const request = yield* attemptRequest(run.request, yield* run.headers, resumeFrom)
     yield* run.onConnection({ state: "connecting", attempt, lastEventId: resumeFrom })
     // The request lives in its own scope so the idle watchdog can abort it.
     const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
@@ -373,24 +371,17 @@ const connection = <E, EH, RH>(
         return Channel.succeed(stopped)
       case "Fail":
         return yield* verdict.error
-      case "Retry":
-        return Channel.succeed(ended({ reason: "status", status: verdict.status, retryAfter: verdict.retryAfter }))
+      case "Retry": {
+        const { retryAfter, status } = verdict
+        return Channel.succeed(ended(retryAfter === undefined ? { reason: "status", status } : { reason: "status", status, retryAfter }))
+      }
       case "Read":
-        break
+        yield* run.onConnection({ state: "connected", attempt, status: response.status })
+        return Channel.map(
+          yield* readBody(run, response, requestScope),
+          ({ delivered, ...end }) => ended(end, delivered)
+        )
     }
-    yield* run.onConnection({ state: "connected", attempt, status: response.status })
-    const watchdog = yield* IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>(
-      run.idleTimeout,
-      Scope.close(requestScope, Exit.void)
-    )
-    return Stream.toChannel(decodedBody(response)).pipe(
-      Channel.pipeTo(watchdog.channel),
-      Channel.pipeTo(readEvents(run, new Parser({ maxEventBytes: run.maxEventBytes, onRetry: (millis) => {
-        run.serverRetry = millis
-      }, idOnlyBlocks: true }))),
-      // The watchdog's abort surfaces as a transport error (or an end): idle it was.
-      Channel.map(({ delivered, ...end }) => ended(watchdog.fired ? { reason: "idle" } : end, delivered))
-    )
   }))
 
 /**
@@ -414,10 +405,41 @@ const awaitResponse = <E, EH, RH>(
 
 /** How a body ended, and whether it brought a new event. */
 interface BodyEnd {
-  readonly reason: "closed" | "transport"
+  readonly reason: "closed" | "transport" | "idle"
   readonly cause?: unknown
   readonly delivered: boolean
 }
+
+/**
+ * The body of an accepted response, decoded, parsed and recorded, under an idle
+ * watchdog that aborts `requestScope` once a read has waited `idleTimeout`.
+ */
+const readBody = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  response: HttpClientResponse.HttpClientResponse,
+  requestScope: Scope.CloseableScope
+) =>
+  Effect.map(
+    IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>(
+      run.idleTimeout,
+      Scope.close(requestScope, Exit.void)
+    ),
+    (watchdog) => {
+      const parser = new Parser({
+        maxEventBytes: run.maxEventBytes,
+        idOnlyBlocks: true,
+        onRetry: (millis) => {
+          run.serverRetry = millis
+        }
+      })
+      return Stream.toChannel(decodedBody(response)).pipe(
+        Channel.pipeTo(watchdog.channel),
+        Channel.pipeTo(readEvents(run, parser)),
+        // The watchdog's abort surfaces as a transport error (or an end): idle it was.
+        Channel.map((end): BodyEnd => watchdog.fired ? { reason: "idle", delivered: end.delivered } : end)
+      )
+    }
+  )
 
 const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
   let bytes = 0

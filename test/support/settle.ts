@@ -8,14 +8,23 @@ import { Chunk, Duration, Effect, type Exit, Fiber, TestClock } from "effect"
 /** Enough yields for forked fibers to run a few dozen steps to their next wait. */
 export const settle = Effect.repeatN(Effect.yieldNow(), 30)
 
-/** One turn of the real event loop, so promise callbacks (a web body's reads) run. */
-const tick = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+/**
+ * A wait on the real event loop, so promise callbacks (a web body's reads) and
+ * thread-pool work (zlib) can finish: a bare turn at first, then 10 ms at a time.
+ */
+const tick = (stalled: number) =>
+  Effect.promise(() =>
+    new Promise<void>((resolve) => stalled < 100 ? setImmediate(resolve) : setTimeout(resolve, 10))
+  )
+
+/** Real waits allowed while nothing is scheduled on the clock: ~100 turns plus 3 s. */
+const maxStalled = 400
 
 /**
  * Runs `effect` to its end under TestClock, each time moving the clock to the
- * earliest pending sleep. Dies — failing the test at once, not at its timeout —
- * when the effect has not ended within `limit` of virtual time or `maxSteps`
- * clock moves, or waits on something that no clock move can end.
+ * earliest pending sleep. Dies — failing the test within seconds, not at its
+ * timeout — when the effect has not ended within `limit` of virtual time or
+ * `maxSteps` clock moves, or waits on something no clock move can end.
  */
 export const runToEnd = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
@@ -27,15 +36,16 @@ export const runToEnd = <A, E, R>(
     const fiber = yield* Effect.fork(effect)
     let steps = 0
     let stalled = 0
-    while (steps <= maxSteps && stalled <= 100) {
+    while (steps <= maxSteps && stalled <= maxStalled) {
+      // Promise callbacks first: a body's read resolved now must not lose to a timer.
+      yield* tick(0)
       yield* settle
       const exit = fiber.unsafePoll()
       if (exit !== null) return exit
       const pending = Chunk.toReadonlyArray(yield* TestClock.sleeps())
       if (pending.length === 0) {
         // Waiting on a promise: give the event loop a turn, a bounded number of times.
-        stalled++
-        yield* tick
+        yield* tick(stalled++)
         continue
       }
       const next = Math.min(...pending)
@@ -46,6 +56,6 @@ export const runToEnd = <A, E, R>(
     }
     yield* Fiber.interrupt(fiber)
     return yield* Effect.dieMessage(
-      `did not end within ${limit} ms of virtual time, ${maxSteps} clock moves and 100 event-loop turns without one`
+      `did not end within ${limit} ms of virtual time and ${maxSteps} clock moves, or waited 3 s of real time with nothing on the clock`
     )
   })
