@@ -481,7 +481,7 @@ const readEvents = <E, EH, RH>(
     return Channel.flatMap(Channel.fromEffect(run.tracker.recordAll(events, keepWithoutId)), (kept) => {
       if (kept.length === 0) return next()
       delivered = true
-      return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(kept as Array<SseEvent>)), Channel.suspend(next))
+      return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(kept)), Channel.suspend(next))
     })
   }
   const read: Reader = Channel.readWithCause({
