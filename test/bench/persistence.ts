@@ -24,6 +24,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Backpressure from "../../src/Backpressure.js"
 import * as CursorStore from "../../src/CursorStore.js"
+import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
 import * as EventTracker from "../../src/EventTracker.js"
 import * as PersistenceWorker from "../../src/PersistenceWorker.js"
 import * as SessionManager from "../../src/SessionManager.js"
@@ -53,7 +54,7 @@ const countingStore = (counts: { writes: number; rows: number }) =>
             return real.saveAll(batch)
           })
       }))
-  ).pipe(Layer.provide(CursorStore.layerSqlite(join(dir, `bench-${files++}.db`))))
+  ).pipe(Layer.provide(SqliteCursorStore.layer(join(dir, `bench-${files++}.db`))))
 
 const quantile = (before: ReadonlyArray<readonly [number, number]>, after: ReadonlyArray<readonly [number, number]>, q: number) => {
   const counts = after.map(([bound, n], i) => [bound, n - before[i]![1]] as const)
