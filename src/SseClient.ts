@@ -449,30 +449,23 @@ const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
 
 const keepWithoutId = { keepWithoutId: true } as const
 
-/**
- * Bytes in, new events out: parses, records in the tracker (dropping replays,
- * keeping id-less events in place), and ends with how the body ended. Events
- * completed before a transport failure are delivered before it is reported.
- */
-const readEvents = <E, EH, RH>(
-  run: Run<E, EH, RH>,
-  parser: Parser
-): Channel.Channel<
+/** Decoded body bytes in, new events out; its result is how the body ended. */
+type EventReader<E> = Channel.Channel<
   Chunk.Chunk<SseEvent>,
   Chunk.Chunk<Uint8Array>,
   E | SseEventTooLarge | SseContentEncodingError,
   HttpClientError.ResponseError | SseContentEncodingError,
   BodyEnd,
   unknown
-> => {
-  type Reader = Channel.Channel<
-    Chunk.Chunk<SseEvent>,
-    Chunk.Chunk<Uint8Array>,
-    E | SseEventTooLarge | SseContentEncodingError,
-    HttpClientError.ResponseError | SseContentEncodingError,
-    BodyEnd,
-    unknown
-  >
+>
+
+/**
+ * Bytes in, new events out: parses, records in the tracker (dropping replays,
+ * keeping id-less events in place), and ends with how the body ended. Events
+ * completed before a transport failure are delivered before it is reported.
+ */
+const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser): EventReader<E> => {
+  type Reader = EventReader<E>
   let delivered = false
   const emit = (events: Array<SseEvent>, next: () => Reader): Reader => {
     if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
