@@ -8,8 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ExitCode } from "../src/cli/Cli.js"
+import { cliBundle } from "./support/cliBundle.js"
 
-const bin = join(import.meta.dirname, "..", "bin", "sse-resume.js")
+const bin = cliBundle
 const dir = mkdtempSync(join(tmpdir(), "sse-cli-store-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -35,7 +36,7 @@ const expectStoreError = async (storeArgs: ReadonlyArray<string>, line: RegExp) 
   expect(run.stdout).toBe("")
 }
 
-// Each run starts the CLI through tsx (about 2.5 s of CPU); on a loaded machine that takes a while.
+// Each run starts a Node process; on a loaded machine that takes a while.
 describe.concurrent("sse-resume tail on a store it cannot use (spawned)", { timeout: 90_000 }, () => {
   it("--store on a directory", async () => {
     const store = join(dir, "a-directory")

@@ -13,11 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Option } from "effect"
 import * as CursorStore from "../src/CursorStore.js"
 import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
+import { crashChildBundle } from "./support/cliBundle.js"
 
 const total = 3_000
 const perTick = 5
 const tickMillis = 2
-const child = join(import.meta.dirname, "support", "crashChild.ts")
+const child = crashChildBundle
 
 let server: Server
 let url: string
@@ -49,7 +50,7 @@ interface Run {
 /** Runs the child; kills it `killAfterMillis` after its first delivered event, if given. */
 const runChild = (db: string, killAfterMillis: number | undefined) =>
   new Promise<Run>((resolve, reject) => {
-    const proc = spawn(process.execPath, ["--import", "tsx", child, db, url, "crash-session", String(total)], {
+    const proc = spawn(process.execPath, [child, db, url, "crash-session", String(total)], {
       stdio: ["ignore", "pipe", "pipe"]
     })
     let out = ""

@@ -1,0 +1,14 @@
+/**
+ * The CLI as spawned tests run it: `src/cli/main.ts` bundled once per test run
+ * by `test/globalSetup.ts` (its packages stay imports from node_modules). Running
+ * the source through tsx instead costs every spawned process about 1.5 s of
+ * compiling, which made the CLI tests most of the suite's time.
+ */
+import { join } from "node:path"
+
+const dir = join(import.meta.dirname, "..", "..", "node_modules", ".cache", "sse-resume-test")
+
+/** `sse-resume`. */
+export const cliBundle = join(dir, "main.mjs")
+/** The crash test's child (test/support/crashChild.ts). */
+export const crashChildBundle = join(dir, "crashChild.mjs")
