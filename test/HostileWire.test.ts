@@ -13,14 +13,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
+import { seeded } from "./support/random.js"
 import * as SseServer from "./support/SseServer.js"
-
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const total = 3_000
 const maxEventBytes = 256
@@ -53,7 +47,7 @@ describe("SseClient against a hostile server", () => {
     for (const seed of [11, 12, 13]) {
       it.scopedLive(`${name}, seed ${seed}: every event once, in order; Last-Event-ID never goes back`, () =>
         Effect.gen(function*() {
-          const random = mulberry32(seed)
+          const random = seeded(seed)
           const pick = <A>(xs: ReadonlyArray<A>) => xs[Math.floor(random() * xs.length)]!
           const sent: Array<number> = []
           const stats = { cutsInReplay: 0, splits: 0, idOnly: 0 }

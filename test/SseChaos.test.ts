@@ -4,15 +4,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
+import { seeded } from "./support/random.js"
 import * as SseServer from "./support/SseServer.js"
-
-/** A seeded generator, so a failing run can be replayed. */
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const total = 20_000
 const dataOf = (n: number) => n % 7 === 0 ? `line one of ${n}\nline two é😀` : `event ${n} ${"p".repeat(n % 50)}`
@@ -24,7 +17,7 @@ describe("SseClient under chaos", () => {
   for (const seed of [1, 2]) {
     it.scopedLive(`delivers ${total} events exactly once, in order (seed ${seed})`, () =>
       Effect.gen(function*() {
-        const random = mulberry32(seed)
+        const random = seeded(seed)
         const stats = { connections: 0, cuts: 0, refused: 0, overlap: 0 }
         const server = yield* SseServer.make(async (request, res) => {
           stats.connections++
