@@ -11,11 +11,12 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Data, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Data, Effect, Layer, Option, Schema } from "effect"
+import { createOwnersTable, lockEpochs, makeLeases } from "./internal/sqlLeases.js"
 
 /** A store could not be opened, read or written; `message` is one line naming the underlying reason. */
 export class CursorStoreError extends Data.TaggedError("CursorStoreError")<{
-  readonly operation: "open" | "load" | "save" | "remove"
+  readonly operation: "open" | "load" | "save" | "remove" | "acquire" | "renew" | "release"
   readonly cause: unknown
 }> {
   override get message() {
@@ -67,15 +68,76 @@ export interface Cursor {
   readonly recentIds?: ReadonlyArray<string> | undefined
   /** Epoch milliseconds of the write. */
   readonly updatedAt: number
+  /**
+   * The writer's lease epoch (fencing token). When set, the store writes the cursor
+   * only if this is still the session's current epoch, checked in the same
+   * transaction as the write; when absent the write is unowned, as before leases.
+   */
+  readonly epoch?: number | undefined
+}
+
+/**
+ * Ownership of one session: `epoch` rises with every new owner, so a write that
+ * carries an older one comes from an owner that lost the session.
+ */
+export interface Lease {
+  readonly sessionId: string
+  /** Who holds it, as named in `SessionBusy`. */
+  readonly owner: string
+  readonly epoch: number
+}
+
+/** Another owner holds the session's lease. */
+export class SessionBusy extends Data.TaggedError("SessionBusy")<{
+  readonly sessionId: string
+  readonly owner: string
+  /** Until the lease ends if its owner stops renewing it (by the store's clock). */
+  readonly expiresInMillis: number
+}> {
+  override get message() {
+    return `session "${this.sessionId}" is held by ${this.owner} (lease ends within ${Math.max(0, this.expiresInMillis)} ms unless renewed)`
+  }
+}
+
+/**
+ * This process no longer owns the session: another owner took it after the lease
+ * expired ("taken"), a write carried a stale epoch ("fenced"), or renewals failed
+ * for a whole lease ("unrenewed", so another owner may hold it by now).
+ */
+export class SessionLost extends Data.TaggedError("SessionLost")<{
+  readonly sessionId: string
+  readonly epoch: number
+  readonly reason: "taken" | "fenced" | "unrenewed"
+}> {
+  override get message() {
+    return `session "${this.sessionId}" lost (epoch ${this.epoch}, ${this.reason}): another owner may hold it`
+  }
 }
 
 export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<CursorStore, {
   /** The newest stored cursor of a session, if any. */
   readonly load: (sessionId: string) => Effect.Effect<Option.Option<Cursor>, CursorStoreError>
-  /** Stores cursors in one transaction; a cursor never replaces one with a higher `seq`. */
-  readonly saveAll: (cursors: Iterable<Cursor>) => Effect.Effect<void, CursorStoreError>
+  /**
+   * Stores cursors in one transaction; a cursor never replaces one with a higher `seq`.
+   * Cursors whose `epoch` is no longer the session's are not written: they come back
+   * as `SessionLost` (reason "fenced"), the others are durable.
+   */
+  readonly saveAll: (cursors: Iterable<Cursor>) => Effect.Effect<ReadonlyArray<SessionLost>, CursorStoreError>
   /** Forgets a session's cursor. */
   readonly remove: (sessionId: string) => Effect.Effect<void, CursorStoreError>
+  /**
+   * Takes the session's lease for `ttlMillis` (by the store's clock) with the next
+   * epoch, if nobody holds a live one; `SessionBusy` names the holder otherwise.
+   */
+  readonly acquire: (
+    sessionId: string,
+    owner: string,
+    ttlMillis: number
+  ) => Effect.Effect<Lease, SessionBusy | CursorStoreError>
+  /** Extends the leases still held at their epoch to `ttlMillis` from now; returns those no longer held. */
+  readonly renew: (leases: ReadonlyArray<Lease>, ttlMillis: number) => Effect.Effect<ReadonlyArray<Lease>, CursorStoreError>
+  /** Ends the lease at once (if still held at its epoch), keeping its epoch for the next owner to pass. */
+  readonly release: (lease: Lease) => Effect.Effect<void, CursorStoreError>
 }>() {}
 
 const RecentIds = Schema.parseJson(Schema.Array(Schema.String))
@@ -84,28 +146,68 @@ const RecentIds = Schema.parseJson(Schema.Array(Schema.String))
 const decodeRecentIds = (text: string | null) =>
   text === null ? Effect.succeed(undefined) : Schema.decodeUnknown(RecentIds)(text)
 
+/** Whether `a` supersedes `b`: a later owner's cursor first, then the higher `seq`. */
+const supersedes = (a: Cursor, b: Cursor) =>
+  (a.epoch ?? 0) !== (b.epoch ?? 0) ? (a.epoch ?? 0) > (b.epoch ?? 0) : a.seq > b.seq
+
 /** The newest cursor per session among `cursors`, so one statement never touches a row twice. */
 const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
   const newest = new Map<string, Cursor>()
   for (const cursor of cursors) {
     const seen = newest.get(cursor.sessionId)
-    if (seen === undefined || cursor.seq > seen.seq) newest.set(cursor.sessionId, cursor)
+    if (seen === undefined || supersedes(cursor, seen)) newest.set(cursor.sessionId, cursor)
   }
   return newest
 }
 
+const fenced = (cursor: Cursor) => new SessionLost({ sessionId: cursor.sessionId, epoch: cursor.epoch!, reason: "fenced" })
+
+/** A released lease's expiry: in the past for every clock, its epoch kept. */
+const released = 0
+
+/** Cursors and leases in this process only: ownership here excludes other managers of the same process. */
 export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () => {
   const cursors = new Map<string, Cursor>()
+  const owners = new Map<string, { owner: string; epoch: number; expiresAt: number }>()
   return CursorStore.of({
     load: (sessionId) => Effect.sync(() => Option.fromNullable(cursors.get(sessionId))),
     saveAll: (batch) =>
       Effect.sync(() => {
+        const lost: Array<SessionLost> = []
         for (const cursor of newestPerSession(batch).values()) {
+          if (cursor.epoch !== undefined && owners.get(cursor.sessionId)?.epoch !== cursor.epoch) {
+            lost.push(fenced(cursor))
+            continue
+          }
           const stored = cursors.get(cursor.sessionId)
           if (stored === undefined || cursor.seq > stored.seq) cursors.set(cursor.sessionId, cursor)
         }
+        return lost
       }),
-    remove: (sessionId) => Effect.sync(() => void cursors.delete(sessionId))
+    remove: (sessionId) => Effect.sync(() => void cursors.delete(sessionId)),
+    acquire: (sessionId, owner, ttlMillis) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const held = owners.get(sessionId)
+        if (held !== undefined && held.expiresAt > now) {
+          return Effect.fail(new SessionBusy({ sessionId, owner: held.owner, expiresInMillis: held.expiresAt - now }))
+        }
+        const epoch = (held?.epoch ?? 0) + 1
+        owners.set(sessionId, { owner, epoch, expiresAt: now + ttlMillis })
+        return Effect.succeed({ sessionId, owner, epoch })
+      }),
+    renew: (leases, ttlMillis) =>
+      Effect.map(Clock.currentTimeMillis, (now) =>
+        leases.filter((lease) => {
+          const held = owners.get(lease.sessionId)
+          if (held === undefined || held.epoch !== lease.epoch || held.expiresAt === released) return true
+          held.expiresAt = now + ttlMillis
+          return false
+        })),
+    release: (lease) =>
+      Effect.sync(() => {
+        const held = owners.get(lease.sessionId)
+        if (held?.epoch === lease.epoch) held.expiresAt = released
+      })
   })
 })
 
@@ -121,11 +223,89 @@ interface CursorRow {
 // 5 parameters a row: 500 rows stay far below SQLite's (32,766) and pg's (65,535) limits.
 const rowsPerStatement = 500
 
-/** A store on any `@effect/sql` client; creates its table on first use of the layer. */
+const noneLost: ReadonlyArray<SessionLost> = []
+
+const toRow = (cursor: Cursor) => ({
+  session_id: cursor.sessionId,
+  last_event_id: cursor.lastEventId,
+  seq: cursor.seq,
+  recent_ids: cursor.recentIds === undefined ? null : JSON.stringify(cursor.recentIds),
+  updated_at: cursor.updatedAt
+})
+
+const bySessionId = (a: Cursor, b: Cursor) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0)
+
+/** Cursor reads and writes on `sql`; writes of owned cursors are fenced by their epoch. */
+const makeCursors = (sql: SqlClient.SqlClient) => {
+  const upsert = (rows: ReadonlyArray<Record<string, unknown>>) =>
+    sql`INSERT INTO sse_resume_cursors ${sql.insert(rows)}
+      ON CONFLICT (session_id) DO UPDATE SET
+        last_event_id = excluded.last_event_id,
+        seq = excluded.seq,
+        recent_ids = excluded.recent_ids,
+        updated_at = excluded.updated_at
+      WHERE excluded.seq > sse_resume_cursors.seq`
+
+  /** Cursors sorted by session: one lock order for every writer (unsorted, pg deadlocked 18 of 40). */
+  const write = (cursors: ReadonlyArray<Cursor>): Effect.Effect<void, SqlError> => {
+    if (cursors.length === 0) return Effect.void
+    const rows = cursors.map(toRow)
+    if (rows.length <= rowsPerStatement) return Effect.asVoid(upsert(rows))
+    const statements: Array<Effect.Effect<unknown, SqlError>> = []
+    for (let i = 0; i < rows.length; i += rowsPerStatement) statements.push(upsert(rows.slice(i, i + rowsPerStatement)))
+    return sql.withTransaction(Effect.all(statements, { discard: true }))
+  }
+
+  /** Checks epochs and writes in one transaction, the epochs locked in between. */
+  const writeFenced = (cursors: ReadonlyArray<Cursor>) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const owned = cursors.filter((cursor) => cursor.epoch !== undefined).map((cursor) => cursor.sessionId)
+      const current = new Map((yield* lockEpochs(sql, owned)).map((row) => [row.session_id, Number(row.epoch)]))
+      const lost: Array<SessionLost> = []
+      const kept: Array<Cursor> = []
+      for (const cursor of cursors) {
+        if (cursor.epoch !== undefined && current.get(cursor.sessionId) !== cursor.epoch) lost.push(fenced(cursor))
+        else kept.push(cursor)
+      }
+      yield* write(kept)
+      return lost
+    }))
+
+  const saveAll = (cursors: Iterable<Cursor>) =>
+    Effect.suspend(() => {
+      const newest = Array.from(newestPerSession(cursors).values()).sort(bySessionId)
+      return newest.some((cursor) => cursor.epoch !== undefined) ? writeFenced(newest) : Effect.as(write(newest), noneLost)
+    }).pipe(mapStoreFailure("save"))
+
+  const load = (sessionId: string) =>
+    sql<CursorRow>`SELECT session_id, last_event_id, seq, recent_ids, updated_at
+      FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
+      Effect.flatMap((rows) =>
+        rows.length === 0
+          ? Effect.succeed(Option.none())
+          : Effect.map(decodeRecentIds(rows[0]!.recent_ids), (recentIds) =>
+            Option.some<Cursor>({
+              sessionId: rows[0]!.session_id,
+              lastEventId: rows[0]!.last_event_id,
+              seq: Number(rows[0]!.seq),
+              recentIds,
+              updatedAt: Number(rows[0]!.updated_at)
+            }))
+      ),
+      mapStoreFailure("load")
+    )
+
+  const remove = (sessionId: string) =>
+    sql`DELETE FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(Effect.asVoid, mapStoreFailure("remove"))
+
+  return { load, saveAll, remove }
+}
+
+/** A store on any `@effect/sql` client; creates its tables on first use of the layer. */
 export const layerSql: Layer.Layer<CursorStore, CursorStoreError, SqlClient.SqlClient> = Layer.effect(
   CursorStore,
   Effect.gen(function*() {
-    // Raw names: the queries below use snake_case columns whatever the user's transforms.
+    // Raw names: the queries use snake_case columns whatever the user's transforms.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     // Two instances starting at once can race on pg's catalog; a second try sees the table.
     yield* sql`CREATE TABLE IF NOT EXISTS sse_resume_cursors (
@@ -134,66 +314,7 @@ export const layerSql: Layer.Layer<CursorStore, CursorStoreError, SqlClient.SqlC
       seq BIGINT NOT NULL,
       recent_ids TEXT,
       updated_at BIGINT NOT NULL
-    )`.pipe(Effect.retry({ times: 2 }), mapStoreFailure("open"))
-
-    const upsert = (rows: ReadonlyArray<Record<string, unknown>>) =>
-      sql`INSERT INTO sse_resume_cursors ${sql.insert(rows)}
-        ON CONFLICT (session_id) DO UPDATE SET
-          last_event_id = excluded.last_event_id,
-          seq = excluded.seq,
-          recent_ids = excluded.recent_ids,
-          updated_at = excluded.updated_at
-        WHERE excluded.seq > sse_resume_cursors.seq`
-
-    return CursorStore.of({
-      load: (sessionId) =>
-        sql<CursorRow>`SELECT session_id, last_event_id, seq, recent_ids, updated_at
-          FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
-          Effect.flatMap((rows) =>
-            rows.length === 0
-              ? Effect.succeed(Option.none())
-              : Effect.map(decodeRecentIds(rows[0]!.recent_ids), (recentIds) =>
-                Option.some<Cursor>({
-                  sessionId: rows[0]!.session_id,
-                  lastEventId: rows[0]!.last_event_id,
-                  seq: Number(rows[0]!.seq),
-                  recentIds,
-                  updatedAt: Number(rows[0]!.updated_at)
-                }))
-          ),
-          mapStoreFailure("load")
-        ),
-      saveAll: (cursors) =>
-        Effect.suspend(() => {
-          const rows: Array<{ readonly session_id: string } & Record<string, unknown>> = []
-          for (const cursor of newestPerSession(cursors).values()) {
-            rows.push({
-              session_id: cursor.sessionId,
-              last_event_id: cursor.lastEventId,
-              seq: cursor.seq,
-              recent_ids: cursor.recentIds === undefined ? null : JSON.stringify(cursor.recentIds),
-              updated_at: cursor.updatedAt
-            })
-          }
-          if (rows.length === 0) return Effect.void
-          // One lock order for every writer: two instances upserting overlapping
-          // sessions in different orders deadlock on PostgreSQL (measured: 18 of 40).
-          rows.sort((a, b) => (a.session_id < b.session_id ? -1 : a.session_id > b.session_id ? 1 : 0))
-          if (rows.length <= rowsPerStatement) return upsert(rows)
-          const statements: Array<Effect.Effect<unknown, SqlError>> = []
-          for (let i = 0; i < rows.length; i += rowsPerStatement) {
-            statements.push(upsert(rows.slice(i, i + rowsPerStatement)))
-          }
-          return sql.withTransaction(Effect.all(statements, { discard: true }))
-        }).pipe(
-          Effect.asVoid,
-          mapStoreFailure("save")
-        ),
-      remove: (sessionId) =>
-        sql`DELETE FROM sse_resume_cursors WHERE session_id = ${sessionId}`.pipe(
-          Effect.asVoid,
-          mapStoreFailure("remove")
-        )
-    })
+    )`.pipe(Effect.zipRight(createOwnersTable(sql)), Effect.retry({ times: 2 }), mapStoreFailure("open"))
+    return CursorStore.of({ ...makeCursors(sql), ...makeLeases(sql) })
   })
 )

@@ -27,7 +27,7 @@ import {
 } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import * as Backpressure from "./Backpressure.js"
-import { type Cursor, CursorStore } from "./CursorStore.js"
+import { type Cursor, CursorStore, type SessionLost } from "./CursorStore.js"
 import { PendingTable } from "./internal/pendingTable.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 
@@ -44,6 +44,10 @@ export interface PersistenceRequest {
    * stored window never runs ahead of its stored cursor.
    */
   readonly recentIds?: ((upTo: string) => ReadonlyArray<string>) | undefined
+  /** The session's lease epoch when owned: the store refuses the write once another owner has it. */
+  readonly epoch?: number | undefined
+  /** Told when the store refused the write for a stale epoch; such a write is final, never retried. */
+  readonly onFenced?: ((lost: SessionLost) => void) | undefined
 }
 
 /** The worker is closed: its scope is closing or closed, so the cursor cannot be taken. */
@@ -145,6 +149,10 @@ export const retries = Metric.counter("persistence_retries", {
 })
 export const failures = Metric.counter("persistence_failures", {
   description: "Cursors that failed maxAttempts writes in a row (still kept), or were left unwritten at shutdown",
+  incremental: true
+})
+export const fenced = Metric.counter("persistence_fenced", {
+  description: "Cursors refused by the store because their session has a newer owner (dropped, not retried)",
   incremental: true
 })
 export const queueDepth = Metric.gauge("persistence_queue_depth", {
@@ -318,9 +326,25 @@ const write = (state: State) =>
     return state.store.saveAll(batch).pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
-        Exit.isSuccess(exit) ? Effect.sync(() => durable(state, batch, started)) : retryLater(state, batch, exit.cause)
+        Exit.isSuccess(exit) ? settle(state, batch, started, exit.value) : retryLater(state, batch, exit.cause)
       ),
       Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": batch.length } })
+    )
+  })
+
+/**
+ * The write is done: cursors refused for a stale epoch are final (their owner is
+ * told and they leave the table like the written ones), the rest are durable.
+ */
+const settle = (state: State, batch: ReadonlyArray<Cursor>, started: number, lost: ReadonlyArray<SessionLost>) =>
+  Effect.suspend(() => {
+    const notices = lost.map((refused) => [refused, state.table.onFenced(refused.sessionId)] as const)
+    durable(state, batch, started)
+    if (lost.length === 0) return Effect.void
+    fenced.unsafeUpdate(lost.length, noTags)
+    for (const [refused, onFenced] of notices) onFenced?.(refused)
+    return Effect.logWarning("PersistenceWorker: cursors refused, their sessions have a newer owner").pipe(
+      Effect.annotateLogs({ sessions: lost.map((refused) => refused.sessionId).join(", ") })
     )
   })
 

@@ -7,16 +7,25 @@
  * chunk as it is received; to commit only what was handled, give the client
  * `EventTracker.copy(session.tracker)` and record handled chunks into the session.
  */
-import { type Clock, Config, Context, Data, Duration, Effect, Fiber, Layer, Option, type Scope } from "effect"
+import { type Clock, Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberId, Layer, Option, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import { type Cursor, CursorStore, type CursorStoreError } from "./CursorStore.js"
+import {
+  type Cursor,
+  CursorStore,
+  type CursorStoreError,
+  type Lease,
+  type SessionBusy,
+  type SessionLost
+} from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
+import * as SessionOwnership from "./SessionOwnership.js"
 
 // --- Settings ---
 
-export interface Settings {
+/** The manager's own settings, and those of session ownership (lease, renewal, owner name). */
+export interface Settings extends SessionOwnership.Settings {
   /** Most sessions open at once. */
   readonly maxSessions: number
   /** A session without new events for this long (and not held) is flushed and closed. */
@@ -29,6 +38,7 @@ export interface Settings {
 }
 
 export const defaults: Settings = {
+  ...SessionOwnership.defaults,
   maxSessions: 10_000,
   idleTtl: Duration.minutes(30),
   maxTracked: 100
@@ -36,6 +46,7 @@ export const defaults: Settings = {
 
 /** The manager's settings from the environment, each with its default. */
 export const config: Config.Config<Settings> = Config.all({
+  ownership: SessionOwnership.config,
   maxSessions: positiveInt("SSE_MAX_SESSIONS", defaults.maxSessions, "Most sessions open at once"),
   idleTtl: positiveDuration(
     "SSE_IDLE_TTL",
@@ -47,7 +58,7 @@ export const config: Config.Config<Settings> = Config.all({
     defaults.maxTracked,
     "Ids in each session's de-duplication window, stored with every cursor"
   )
-})
+}).pipe(Config.map(({ ownership, ...manager }) => ({ ...ownership, ...manager })))
 
 /** A setting given to `make` or `layer` that the manager cannot run with. */
 export class SessionSettingsError extends Data.TaggedError("SessionSettingsError")<{
@@ -67,7 +78,11 @@ const validate = (settings: Settings): Effect.Effect<Settings, SessionSettingsEr
   const ttl = Duration.toMillis(settings.idleTtl) > 0
     ? undefined
     : new SessionSettingsError({ setting: "idleTtl", value: settings.idleTtl, reason: "must be longer than zero" })
-  const error = count("maxSessions") ?? count("maxTracked") ?? ttl
+  const broken = SessionOwnership.invalid(settings)
+  const ownership = broken === undefined
+    ? undefined
+    : new SessionSettingsError({ ...broken, value: settings[broken.setting] })
+  const error = count("maxSessions") ?? count("maxTracked") ?? ttl ?? ownership
   return error === undefined ? Effect.succeed(settings) : Effect.fail(error)
 }
 
@@ -82,23 +97,45 @@ export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
 export interface Session {
   readonly sessionId: string
   /** Restored from the stored cursor; every new id it records is persisted. */
-  readonly tracker: EventTracker.EventTracker<PersistenceClosedError>
+  readonly tracker: EventTracker.EventTracker<PersistenceClosedError | SessionLost>
   /** The session's counter of new ids: the stored cursor's `seq` plus the new ids since. */
   readonly seq: Effect.Effect<number>
+  /** The lease epoch while held (the fencing token on its cursor writes); none while only open. */
+  readonly epoch: Effect.Effect<Option.Option<number>>
+  /**
+   * Fails with `SessionLost` once this process has lost the session (its lease was
+   * taken after expiring, or a write was fenced); never succeeds. A held stream
+   * should end with it: `Stream.interruptWhen(session.lost)`.
+   */
+  readonly lost: Effect.Effect<never, SessionLost>
+}
+
+export interface HoldOptions {
+  /** Wait (polling every `pollInterval`) while another owner holds the session, instead of failing with `SessionBusy`. */
+  readonly wait?: boolean | undefined
 }
 
 export class SessionManager extends Context.Tag("effect-sse-resume/SessionManager")<SessionManager, {
   /** The open session, or one restored from its stored cursor (a fresh one if none). */
   readonly open: (sessionId: string) => Effect.Effect<Session, SessionLimitError | CursorStoreError>
   /**
-   * `open`, and the session is not evicted as idle until the scope closes: for a
-   * stream that may go quiet for longer than `idleTtl` while it still runs.
+   * `open`, and takes ownership: the session's lease in the store, exclusive across
+   * every manager sharing the store, renewed until the scope closes; then the
+   * cursor is written and the lease released. Restored from the newest stored
+   * cursor, taken after the lease. Not evicted as idle while held. Another owner
+   * makes it fail at once with `SessionBusy`, or wait with `{ wait: true }`.
    */
-  readonly hold: (sessionId: string) => Effect.Effect<Session, SessionLimitError | CursorStoreError, Scope.Scope>
+  readonly hold: (
+    sessionId: string,
+    options?: HoldOptions
+  ) => Effect.Effect<Session, SessionLimitError | SessionBusy | SessionLost | CursorStoreError, Scope.Scope>
   /** The session if it is open. */
   readonly get: (sessionId: string) => Effect.Effect<Option.Option<Session>>
-  /** Writes the session's cursor now and forgets the session; a no-op if it is not open. */
-  readonly close: (sessionId: string) => Effect.Effect<void, CursorStoreError>
+  /**
+   * Writes the session's cursor now, forgets the session and releases its lease; a
+   * no-op if it is not open. `SessionLost` if its cursor write was fenced.
+   */
+  readonly close: (sessionId: string) => Effect.Effect<void, CursorStoreError | SessionLost>
   /** How many sessions are open. */
   readonly size: Effect.Effect<number>
 }>() {}
@@ -112,6 +149,13 @@ export class SessionManager extends Context.Tag("effect-sse-resume/SessionManage
 class SessionState {
   /** Scopes holding the session open; a held session is never evicted. */
   holds = 0
+  /** The session's lease while held. */
+  lease: Lease | undefined = undefined
+  /** Set once the lease is lost; the session is forgotten and every new event fails with it. */
+  lost: SessionLost | undefined = undefined
+  readonly lostSignal = Deferred.unsafeMake<never, SessionLost>(FiberId.none)
+  /** One ownership change at a time: holds in this process share one lease. */
+  readonly owning = Effect.unsafeMakeSemaphore(1)
   constructor(
     public seq: number,
     /** The `seq` already in the store; nothing to flush while `seq` equals it. */
@@ -151,7 +195,8 @@ class Manager {
     readonly worker: PersistenceWorker["Type"],
     readonly clock: Clock.Clock,
     /** The manager's own scope: loads and the sweeper stop when it closes. */
-    readonly scope: Scope.Scope
+    readonly scope: Scope.Scope,
+    readonly keeper: SessionOwnership.Keeper
   ) {}
 
   // --- Opening: one shared load per session id, restored from its stored cursor ---
@@ -200,7 +245,7 @@ class Manager {
     const seq = stored?.seq ?? 0
     const state = new SessionState(seq, seq, stored?.lastEventId, this.clock.unsafeCurrentTimeMillis())
     return Effect.gen(this, function*() {
-      const tracker: EventTracker.EventTracker<PersistenceClosedError> = yield* EventTracker.make({
+      const tracker: EventTracker.EventTracker<PersistenceClosedError | SessionLost> = yield* EventTracker.make({
         maxTracked: this.settings.maxTracked,
         // Runs only once make has returned, so `tracker` is set by then.
         onNewEventAsync: (eventId: string) => this.persistNew(sessionId, state, tracker, eventId)
@@ -208,7 +253,14 @@ class Manager {
       if (stored !== undefined) {
         yield* tracker.restore({ lastEventId: Option.some(stored.lastEventId), recentIds: stored.recentIds ?? [] })
       }
-      return { session: { sessionId, tracker, seq: Effect.sync(() => state.seq) }, state }
+      const session: Session = {
+        sessionId,
+        tracker,
+        seq: Effect.sync(() => state.seq),
+        epoch: Effect.sync(() => Option.fromNullable(state.lease?.epoch)),
+        lost: Deferred.await(state.lostSignal)
+      }
+      return { session, state }
     })
   }
 
@@ -217,9 +269,10 @@ class Manager {
   persistNew(
     sessionId: string,
     state: SessionState,
-    tracker: EventTracker.EventTracker<PersistenceClosedError>,
+    tracker: EventTracker.EventTracker<PersistenceClosedError | SessionLost>,
     eventId: string
-  ): Effect.Effect<void, PersistenceClosedError> {
+  ): Effect.Effect<void, PersistenceClosedError | SessionLost> {
+    if (state.lost !== undefined) return Effect.fail(state.lost)
     const now = this.clock.unsafeCurrentTimeMillis()
     state.seq++
     state.lastEventId = eventId
@@ -229,36 +282,118 @@ class Manager {
       eventId,
       seq: state.seq,
       recordedAt: now,
+      epoch: state.lease?.epoch,
+      onFenced: (lost) => this.lose(sessionId, state, lost),
       // Read at write time, so the stored window is the newest one cut at the written cursor.
       recentIds: (upTo) => windowUpTo(tracker.unsafeSnapshot().recentIds, upTo)
     })
   }
 
-  // --- Holding: a held session is never evicted as idle ---
+  // --- Holding: ownership of the session, and no idle eviction ---
 
   /**
    * The open stays outside acquireRelease, whose acquire is uninterruptible: a stop
-   * must not wait for a stalled load. Taking the hold itself is one synchronous step.
+   * must not wait for a stalled load, nor for a busy session it waits on.
    */
-  hold(sessionId: string): Effect.Effect<Session, SessionLimitError | CursorStoreError, Scope.Scope> {
-    return Effect.flatMap(this.open(sessionId), (session) =>
-      Effect.as(
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            const open = this.sessions.get(sessionId)
-            if (open?.session !== session) return undefined
-            open.state.holds++
-            return open.state
-          }),
-          (state) =>
-            Effect.sync(() => {
-              if (state === undefined) return
-              state.holds--
-              state.lastActive = this.clock.unsafeCurrentTimeMillis()
-            })
-        ),
-        session
-      ))
+  hold(
+    sessionId: string,
+    options: HoldOptions = {}
+  ): Effect.Effect<Session, SessionLimitError | SessionBusy | SessionLost | CursorStoreError, Scope.Scope> {
+    return Effect.suspend(() => {
+      const wasOpen = this.sessions.has(sessionId)
+      return Effect.flatMap(this.open(sessionId), (session) => {
+        const open = this.sessions.get(sessionId)
+        // Closed between its open and now: open it again.
+        if (open?.session !== session) return this.hold(sessionId, options)
+        const owned = Effect.acquireRelease(
+          Effect.interruptible(this.own(sessionId, open, options.wait === true)),
+          () => this.unhold(sessionId, open)
+        )
+        // A session this hold opened only to find it busy is not kept open.
+        const dropIfUnused = Effect.suspend(() =>
+          !wasOpen && open.state.holds === 0 && open.state.lease === undefined
+            ? Effect.sync(() => this.forget(sessionId, open))
+            : Effect.void
+        )
+        return Effect.as(Effect.tapError(owned, () => dropIfUnused), session)
+      })
+    })
+  }
+
+  /**
+   * Counts a hold; the first takes the lease (waiting if asked) and then catches up
+   * with the store, whose cursor may have moved since the session was loaded: the
+   * previous owner's last write lands before it releases the lease.
+   */
+  own(
+    sessionId: string,
+    open: OpenSession,
+    wait: boolean
+  ): Effect.Effect<void, SessionBusy | SessionLost | CursorStoreError> {
+    const { state } = open
+    return state.owning.withPermits(1)(Effect.suspend((): Effect.Effect<
+      void,
+      SessionBusy | SessionLost | CursorStoreError
+    > => {
+      if (state.lost !== undefined) return Effect.fail(state.lost)
+      if (state.lease !== undefined) return Effect.sync(() => void state.holds++)
+      const taken = this.keeper.acquire(sessionId, wait, (lease, startedAt) => {
+        state.lease = lease
+        state.holds++
+        this.keeper.keep(lease, startedAt, (lost) => this.lose(sessionId, state, lost))
+      })
+      return Effect.zipRight(taken, this.catchUp(sessionId, open)).pipe(
+        Effect.onError(() => (state.holds > 0 ? this.unhold(sessionId, open) : Effect.void))
+      )
+    }))
+  }
+
+  /** Moves the session to the stored cursor if the store is ahead of it. */
+  catchUp(sessionId: string, { session, state }: OpenSession): Effect.Effect<void, CursorStoreError> {
+    return Effect.flatMap(this.store.load(sessionId), (cursor) => {
+      if (Option.isNone(cursor) || cursor.value.seq <= state.seq) return Effect.void
+      const stored = cursor.value
+      state.seq = stored.seq
+      state.storedSeq = stored.seq
+      state.lastEventId = stored.lastEventId
+      return session.tracker.restore({ lastEventId: Option.some(stored.lastEventId), recentIds: stored.recentIds ?? [] })
+    })
+  }
+
+  /** The last hold of an owned session closes it: its cursor written, its lease released. */
+  unhold(sessionId: string, open: OpenSession): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      open.state.holds--
+      open.state.lastActive = this.clock.unsafeCurrentTimeMillis()
+      if (open.state.holds > 0 || open.state.lease === undefined) return Effect.void
+      return this.close(sessionId).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning("SessionManager: closing a released session failed; its lease expires by itself", error)
+            .pipe(Effect.annotateLogs({ sessionId }))
+        )
+      )
+    })
+  }
+
+  /** Ends ownership at once: the lease is no longer ours, and the session is forgotten. */
+  lose(sessionId: string, state: SessionState, lost: SessionLost): void {
+    // A notice about an older lease (a late write of a previous hold) changes nothing.
+    if (state.lost !== undefined || state.lease?.epoch !== lost.epoch) return
+    this.keeper.forget(state.lease)
+    state.lease = undefined
+    state.lost = lost
+    Deferred.unsafeDone(state.lostSignal, Exit.fail(lost))
+    if (this.sessions.get(sessionId)?.state === state) this.sessions.delete(sessionId)
+  }
+
+  /** Releases the lease now (after the caller has written the session's cursor). */
+  disown(state: SessionState): Effect.Effect<void, CursorStoreError> {
+    return Effect.suspend(() => {
+      const lease = state.lease
+      if (lease === undefined) return Effect.void
+      state.lease = undefined
+      return this.keeper.release(lease)
+    })
   }
 
   get(sessionId: string): Effect.Effect<Option.Option<Session>> {
@@ -276,8 +411,9 @@ class Manager {
    * Writes the session's newest cursor straight to the store. The store's seq
    * guard makes this safe beside the worker's own (older or equal) write.
    */
-  flush({ session, state }: OpenSession): Effect.Effect<void, CursorStoreError> {
+  flush({ session, state }: OpenSession): Effect.Effect<void, CursorStoreError | SessionLost> {
     return Effect.suspend(() => {
+      if (state.lost !== undefined) return Effect.fail(state.lost)
       const { lastEventId, seq } = state
       if (seq === state.storedSeq || lastEventId === undefined) return Effect.void
       const recentIds = windowUpTo(session.tracker.unsafeSnapshot().recentIds, lastEventId)
@@ -286,20 +422,43 @@ class Manager {
         lastEventId,
         seq,
         recentIds,
-        updatedAt: this.clock.unsafeCurrentTimeMillis()
+        updatedAt: this.clock.unsafeCurrentTimeMillis(),
+        epoch: state.lease?.epoch
       }
-      return Effect.tap(this.store.saveAll([cursor]), () => {
+      return Effect.flatMap(this.store.saveAll([cursor]), (lost) => {
+        if (lost.length > 0) {
+          this.lose(session.sessionId, state, lost[0]!)
+          return Effect.fail(lost[0]!)
+        }
         if (seq > state.storedSeq) state.storedSeq = seq
+        return Effect.void
       })
     })
   }
 
   /** The public close: flush, then forget the session (unless it was replaced meanwhile). */
-  close(sessionId: string): Effect.Effect<void, CursorStoreError> {
+  close(sessionId: string): Effect.Effect<void, CursorStoreError | SessionLost> {
     return Effect.suspend(() => {
       const open = this.sessions.get(sessionId)
       if (open === undefined) return Effect.void
-      return Effect.tap(this.flush(open), () => this.forget(sessionId, open))
+      return this.flush(open).pipe(
+        Effect.tap(() => this.forget(sessionId, open)),
+        Effect.zipRight(this.disown(open.state))
+      )
+    })
+  }
+
+  /** On the manager's close: every owned session written and released, so waiting owners start at once. */
+  closeOwned(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const owned = Array.from(this.sessions).filter(([, open]) => open.state.lease !== undefined)
+      return Effect.forEach(owned, ([sessionId]) =>
+        this.close(sessionId).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("SessionManager: closing an owned session failed; its lease expires by itself", error)
+              .pipe(Effect.annotateLogs({ sessionId }))
+          )
+        ), { discard: true })
     })
   }
 
@@ -311,9 +470,11 @@ class Manager {
   evict(sessionId: string, open: OpenSession, cutoff: number): Effect.Effect<void> {
     const isIdle = (state: SessionState) => state.holds === 0 && state.lastActive <= cutoff
     return this.flush(open).pipe(
-      Effect.tap(() => {
-        if (isIdle(open.state)) this.forget(sessionId, open)
-      }),
+      Effect.zipRight(Effect.suspend(() => {
+        if (!isIdle(open.state)) return Effect.void
+        this.forget(sessionId, open)
+        return this.disown(open.state)
+      })),
       Effect.catchAll((error) =>
         Effect.logWarning("SessionManager: flush before eviction failed; session kept", error).pipe(
           Effect.annotateLogs({ sessionId })
@@ -357,17 +518,26 @@ export const make = (
 > =>
   Effect.gen(function*() {
     const settings = yield* validate({ ...defaults, ...options })
+    const store = yield* CursorStore
+    const clock = yield* Effect.clock
     const manager = new Manager(
       settings,
-      yield* CursorStore,
+      store,
       yield* PersistenceWorker,
-      yield* Effect.clock,
-      yield* Effect.scope
+      clock,
+      yield* Effect.scope,
+      new SessionOwnership.Keeper(settings, store, clock)
+    )
+    // Added before the fibers are forked, so it runs after they stop. Bounded: the
+    // leases expire by themselves anyway.
+    yield* Effect.addFinalizer(() =>
+      Effect.interruptible(manager.closeOwned()).pipe(Effect.timeoutOption(settings.leaseTtl))
     )
     yield* Effect.forkScoped(manager.sweepForever())
+    yield* Effect.forkScoped(manager.keeper.renewForever())
     return SessionManager.of({
       open: (sessionId) => manager.open(sessionId),
-      hold: (sessionId) => manager.hold(sessionId),
+      hold: (sessionId, options) => manager.hold(sessionId, options),
       get: (sessionId) => manager.get(sessionId),
       close: (sessionId) => manager.close(sessionId),
       size: Effect.sync(() => manager.sessions.size)

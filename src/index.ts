@@ -1,6 +1,7 @@
 // The data path, in order: bytes → Sse → SseClient → EventTracker → callbacks
 // (Backpressure) → PersistenceWorker → CursorStore, with SessionManager tying a
-// session's tracker to its stored cursor. The store engines are separate entry
+// session's tracker to its stored cursor, SessionOwnership giving one process at a
+// time a held session, and SessionGroup spreading many sessions over instances. The store engines are separate entry
 // points (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), as is Telemetry.
 export { SseEvent } from "./SseEvent.js"
 export * as Sse from "./Sse.js"
@@ -9,4 +10,5 @@ export * as EventTracker from "./EventTracker.js"
 export * as Backpressure from "./Backpressure.js"
 export * as PersistenceWorker from "./PersistenceWorker.js"
 export * as CursorStore from "./CursorStore.js"
+export * as SessionOwnership from "./SessionOwnership.js"
 export * as SessionManager from "./SessionManager.js"

@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, TestServices } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
@@ -18,6 +18,10 @@ const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string
   recentIds,
   updatedAt: 1_700_000_000_000 + seq
 })
+
+/** The `SessionBusy` an acquire fails with (a store error is a defect here). */
+const busyOf = <A>(acquiring: Effect.Effect<A, Cursors.SessionBusy | Cursors.CursorStoreError>) =>
+  Effect.flip(Effect.catchTag(acquiring, "CursorStoreError", Effect.die))
 
 const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
   layer(store, { timeout: "20 seconds" })(name, (it) => {
@@ -102,6 +106,62 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
         yield* store.remove(id)
         expect(Option.isNone(yield* store.load(id))).toBe(true)
       }))
+
+    // Leases expire by the store's clock (the database's, or the Effect clock for memory): real time here.
+    it.effect("a lease is exclusive until released; the next owner gets a higher epoch; the old one cannot renew", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("lease")
+        const a = yield* store.acquire(id, "host-a/1", 10_000)
+        const busy = yield* busyOf(store.acquire(id, "host-b/2", 10_000))
+        expect(busy).toMatchObject({ _tag: "SessionBusy", sessionId: id, owner: "host-a/1" })
+        expect(busy.expiresInMillis).toBeGreaterThan(5_000)
+        expect(busy.expiresInMillis).toBeLessThanOrEqual(10_000)
+        expect(busy.message).toContain("host-a/1")
+        expect(yield* store.renew([a], 10_000)).toEqual([])
+        yield* store.release(a)
+        const b = yield* store.acquire(id, "host-b/2", 10_000)
+        expect(b.epoch).toBeGreaterThan(a.epoch)
+        expect(yield* store.renew([a, b], 10_000)).toEqual([a])
+        // A late release by the old owner does not end the new owner's lease.
+        yield* store.release(a)
+        expect((yield* busyOf(store.acquire(id, "host-c/3", 10_000))).owner).toBe("host-b/2")
+      }).pipe(TestServices.provideLive))
+
+    it.effect("an expired lease is taken over, and the expired owner learns it at its next renewal", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("expiry")
+        const a = yield* store.acquire(id, "a", 150)
+        expect((yield* Effect.flip(store.acquire(id, "b", 150)))._tag).toBe("SessionBusy")
+        yield* Effect.sleep("250 millis")
+        const b = yield* store.acquire(id, "b", 10_000)
+        expect(b.epoch).toBe(a.epoch + 1)
+        expect(yield* store.renew([a], 10_000)).toEqual([a])
+        expect(yield* store.renew([b], 10_000)).toEqual([])
+      }).pipe(TestServices.provideLive))
+
+    it.effect("a cursor with a stale epoch is refused in the writing transaction; the rest of the batch is written", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("fence")
+        const other = fresh("fence-other")
+        const a = yield* store.acquire(id, "a", 150)
+        expect(yield* store.saveAll([{ ...cursor(id, 5), epoch: a.epoch }])).toEqual([])
+        yield* Effect.sleep("250 millis")
+        const b = yield* store.acquire(id, "b", 10_000)
+        expect(yield* store.saveAll([{ ...cursor(id, 7), epoch: b.epoch }])).toEqual([])
+        // The paused old owner comes back with a newer-looking cursor.
+        const lost = yield* store.saveAll([{ ...cursor(id, 20), epoch: a.epoch }, cursor(other, 3)])
+        expect(lost).toHaveLength(1)
+        expect(lost[0]).toMatchObject({ _tag: "SessionLost", sessionId: id, epoch: a.epoch, reason: "fenced" })
+        expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(7)
+        expect(Option.getOrThrow(yield* store.load(other)).seq).toBe(3)
+        // An epoch the session never had is refused too.
+        const never = fresh("fence-never")
+        expect(yield* store.saveAll([{ ...cursor(never, 1), epoch: 1 }])).toHaveLength(1)
+        expect(Option.isNone(yield* store.load(never))).toBe(true)
+      }).pipe(TestServices.provideLive))
   })
 
 contract("memory", Cursors.layerMemory)

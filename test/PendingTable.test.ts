@@ -15,6 +15,18 @@ const written = (batch: ReadonlyArray<{ readonly sessionId: string; readonly seq
   batch.map((c) => `${c.sessionId}@${c.seq}`).sort()
 
 describe("PendingTable", () => {
+  it("a later owner's cursor replaces the held one whatever its seq, and carries its epoch and notice", () => {
+    const table = new PendingTable(settings)
+    const older = () => undefined
+    const newer = () => undefined
+    table.absorb({ ...request("a", 50), epoch: 1, onFenced: older }, 0)
+    table.absorb({ ...request("a", 12), epoch: 2, onFenced: newer }, 1)
+    // The old owner's late, higher-seq cursor does not come back.
+    table.absorb({ ...request("a", 60), epoch: 1, onFenced: older }, 2)
+    expect(table.due(200).map((c) => [c.seq, c.epoch])).toEqual([[12, 2]])
+    expect(table.onFenced("a")).toBe(newer)
+  })
+
   it("keeps the newest cursor per session, whatever order requests arrive in", () => {
     const table = new PendingTable(settings)
     expect(table.absorb(request("a", 2, 20), 20)).toBe(false)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Scope, TestClock } from "effect"
+import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Scope, TestClock, TestServices } from "effect"
 import * as Backpressure from "../src/Backpressure.js"
 import { CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
@@ -35,6 +35,30 @@ const setup = (options: Partial<PersistenceWorker.Settings>, base: Layer.Layer<C
 const flush = Duration.millis(100)
 
 describe("PersistenceWorker", () => {
+  it.scoped("a cursor refused for a stale epoch is final: its owner is told once, it is never retried, others are written", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, store, worker } = yield* setup({ flushInterval: flush, retryBase: flush })
+      const old = yield* store.acquire("owned", "old", 1)
+      // The lease ends by the store's clock (1 ms): a new owner takes it.
+      yield* Effect.sleep(Duration.millis(5)).pipe(TestServices.provideLive)
+      const current = yield* store.acquire("owned", "new", 60_000)
+      yield* store.saveAll([{ sessionId: "owned", lastEventId: "n7", seq: 7, updatedAt: 0, epoch: current.epoch }])
+      const notices: Array<Cursors.SessionLost> = []
+      yield* worker.persist({ ...request("owned", 99), epoch: old.epoch, onFenced: (lost) => notices.push(lost) })
+      yield* worker.persist(request("free", 3))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(notices).toEqual([new Cursors.SessionLost({ sessionId: "owned", epoch: old.epoch, reason: "fenced" })])
+      expect(yield* seqOf("owned")).toEqual(Option.some(7))
+      expect(yield* seqOf("free")).toEqual(Option.some(3))
+      const calls = f.calls.length
+      yield* TestClock.adjust(Duration.seconds(30))
+      yield* settle
+      expect(f.calls.length).toBe(calls)
+      expect(notices).toHaveLength(1)
+      expect((yield* worker.stats).pending).toBe(0)
+    }))
+
   it.scoped("coalesces to the newest cursor per session and writes once per flush interval", () =>
     Effect.gen(function*() {
       const { f, seqOf, worker } = yield* setup({ flushInterval: flush })

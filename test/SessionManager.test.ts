@@ -367,9 +367,21 @@ describe("SessionManager", () => {
   it.effect("reads its options from the environment, with defaults", () =>
     Effect.gen(function*() {
       const cfg = yield* SessionManager.config.pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SSE_MAX_SESSIONS", "3"], ["SSE_IDLE_TTL", "5 seconds"]])))
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+          ["SSE_MAX_SESSIONS", "3"],
+          ["SSE_IDLE_TTL", "5 seconds"],
+          ["SSE_LEASE_TTL", "20 seconds"],
+          ["SSE_OWNER", "replica-2"]
+        ])))
       )
-      expect(cfg).toEqual({ maxSessions: 3, idleTtl: Duration.seconds(5), maxTracked: 100 })
+      expect(cfg).toEqual({
+        ...SessionManager.defaults,
+        maxSessions: 3,
+        idleTtl: Duration.seconds(5),
+        leaseTtl: Duration.seconds(20),
+        owner: "replica-2"
+      })
+      expect(SessionManager.defaults.maxTracked).toBe(100)
     }))
 
   it.effect("a zero or negative SSE_IDLE_TTL is refused (the idle sweeper would spin), as are zero counts", () =>
@@ -394,7 +406,10 @@ describe("SessionManager", () => {
       for (const [settings, setting] of [
         [{ idleTtl: Duration.zero }, "idleTtl"],
         [{ maxTracked: 0 }, "maxTracked"],
-        [{ maxSessions: 1.5 }, "maxSessions"]
+        [{ maxSessions: 1.5 }, "maxSessions"],
+        [{ renewInterval: Duration.seconds(10), leaseTtl: Duration.seconds(10) }, "renewInterval"],
+        [{ leaseTtl: Duration.zero }, "leaseTtl"],
+        [{ owner: "" }, "owner"]
       ] as const) {
         const error = yield* Effect.flip(setup(settings))
         expect(error).toMatchObject({ _tag: "SessionSettingsError", setting })

@@ -23,6 +23,8 @@ interface Entry {
   eventId: string
   seq: number
   recentIds: PersistenceRequest["recentIds"]
+  epoch: number | undefined
+  onFenced: PersistenceRequest["onFenced"]
   /** The oldest event this cursor covers that is not durable yet. */
   firstRecordedAt: number
   /** Failed writes since it was absorbed, or since it last counted as given up. */
@@ -72,6 +74,8 @@ export class PendingTable {
         eventId: request.eventId,
         seq: request.seq,
         recentIds: request.recentIds,
+        epoch: request.epoch,
+        onFenced: request.onFenced,
         firstRecordedAt: request.recordedAt,
         attempt: 0,
         retryAt: undefined
@@ -80,10 +84,15 @@ export class PendingTable {
       if (this.flushAt === undefined) this.flushAt = now + this.settings.flushIntervalMillis
       return false
     }
-    if (request.seq > held.seq) {
+    // A later owner's cursor wins whatever its seq: the older owner's would be fenced.
+    const epoch = request.epoch ?? 0
+    const heldEpoch = held.epoch ?? 0
+    if (epoch > heldEpoch || (epoch === heldEpoch && request.seq > held.seq)) {
       held.eventId = request.eventId
       held.seq = request.seq
       held.recentIds = request.recentIds
+      held.epoch = request.epoch
+      held.onFenced = request.onFenced
     }
     if (request.recordedAt < held.firstRecordedAt) held.firstRecordedAt = request.recordedAt
     return true
@@ -113,15 +122,21 @@ export class PendingTable {
         lastEventId: held.eventId,
         seq: held.seq,
         recentIds: held.recentIds?.(held.eventId),
-        updatedAt: now
+        updatedAt: now,
+        epoch: held.epoch
       })
       if (batch.length === this.settings.batchSize) break
     }
     return batch
   }
 
+  /** Who to tell if the session's held cursor is refused for a stale epoch. */
+  onFenced(sessionId: string): PersistenceRequest["onFenced"] {
+    return this.entries.get(sessionId)?.onFenced
+  }
+
   /**
-   * The batch is durable: drops its cursors. Returns each one's staleness (ms from
+   * The batch is durable (or refused for good): drops its cursors. Returns each one's staleness (ms from
    * the oldest event it covers to `now`).
    */
   succeeded(batch: ReadonlyArray<Cursor>, now: number): Array<number> {

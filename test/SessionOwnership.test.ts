@@ -1,0 +1,146 @@
+/**
+ * Ownership of held sessions, in one process under TestClock: two managers share
+ * one in-memory store (whose leases expire by the Effect clock), so time is virtual
+ * and the rules are exact. The cross-process and database cases are in
+ * test/OwnershipProcesses.test.ts.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import * as Cursors from "../src/CursorStore.js"
+import { CursorStore } from "../src/CursorStore.js"
+import * as PersistenceWorker from "../src/PersistenceWorker.js"
+import * as SessionManager from "../src/SessionManager.js"
+import { SseEvent } from "../src/SseEvent.js"
+
+const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
+const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
+const settle = Effect.repeatN(Effect.yieldNow(), 30)
+const flush = Duration.millis(50)
+const lease = { leaseTtl: Duration.seconds(10), renewInterval: Duration.seconds(3), pollInterval: Duration.seconds(1) }
+
+/** What a test does to one manager's view of the shared store. */
+interface Link {
+  /** While true, renewals report success without reaching the store: the owner believes it still holds. */
+  renewalsLost: boolean
+  /** While true, renewals fail (the store is unreachable for this owner). */
+  renewalsFail: boolean
+}
+
+/** A manager named `owner` over `shared`, with its own worker, in the current scope. */
+const manager = (shared: CursorStore["Type"], owner: string, link: Link = { renewalsLost: false, renewalsFail: false }) =>
+  Effect.gen(function*() {
+    const store = CursorStore.of({
+      ...shared,
+      renew: (leases, ttl) =>
+        link.renewalsFail
+          ? Effect.fail(new Cursors.CursorStoreError({ operation: "renew", cause: "unreachable" }))
+          : link.renewalsLost
+          ? Effect.succeed([])
+          : shared.renew(leases, ttl)
+    })
+    const ctx = yield* Layer.build(
+      SessionManager.layer({ ...lease, owner }).pipe(
+        Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush, retryBase: flush })),
+        Layer.provideMerge(Layer.succeed(CursorStore, store))
+      )
+    )
+    return Context.get(ctx, SessionManager.SessionManager)
+  })
+
+const sharedStore = Effect.map(Layer.build(Cursors.layerMemory), (ctx) => Context.get(ctx, CursorStore))
+
+describe("SessionOwnership", () => {
+  it.scoped("a second holder fails at once with SessionBusy naming the owner; with wait it takes over after the release, right after the stored cursor", () =>
+    Effect.gen(function*() {
+      const store = yield* sharedStore
+      const a = yield* manager(store, "host-a/1")
+      const b = yield* manager(store, "host-b/2")
+      const scopeA = yield* Scope.make()
+      const held = yield* a.hold("s").pipe(Scope.extend(scopeA))
+      expect(yield* held.epoch).toEqual(Option.some(1))
+      yield* held.tracker.recordAll(events(1, 7))
+      const busy = yield* Effect.flip(Effect.scoped(b.hold("s")))
+      expect(busy).toMatchObject({ _tag: "SessionBusy", sessionId: "s", owner: "host-a/1" })
+      // The busy attempt leaves nothing open in b.
+      expect(yield* b.size).toBe(0)
+      // Renewals keep the lease far past its ttl.
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect((yield* Effect.flip(Effect.scoped(b.hold("s"))))._tag).toBe("SessionBusy")
+      const waiting = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const session = yield* b.hold("s", { wait: true })
+        return { epoch: yield* session.epoch, resumeFrom: yield* session.tracker.lastEventId, seq: yield* session.seq }
+      })))
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(waiting))).toBe(true)
+      yield* held.tracker.recordAll(events(8, 9))
+      // The release writes a's cursor first; b resumes right after it.
+      yield* Scope.close(scopeA, Exit.void)
+      yield* TestClock.adjust(lease.pollInterval)
+      yield* settle
+      expect(yield* Fiber.join(waiting)).toEqual({ epoch: Option.some(2), resumeFrom: Option.some("e9"), seq: 9 })
+      expect(yield* a.size).toBe(0)
+    }))
+
+  it.scoped("an owner whose renewals stopped reaching the store is fenced: its write is refused, it gets SessionLost, the new owner's cursor stays", () =>
+    Effect.gen(function*() {
+      const store = yield* sharedStore
+      const linkA: Link = { renewalsLost: false, renewalsFail: false }
+      const a = yield* manager(store, "a", linkA)
+      const b = yield* manager(store, "b")
+      const old = yield* a.hold("f")
+      yield* old.tracker.recordAll(events(1, 3))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      // A pause: a's renewals never arrive, yet a believes them.
+      linkA.renewalsLost = true
+      yield* TestClock.adjust(Duration.seconds(11))
+      yield* settle
+      const fresh = yield* b.hold("f")
+      expect(yield* fresh.tracker.lastEventId).toEqual(Option.some("e3"))
+      yield* fresh.tracker.recordAll(events(4, 10))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      // The old owner wakes and records on: its write carries epoch 1 and is refused.
+      yield* old.tracker.recordAll(events(4, 20))
+      yield* TestClock.adjust(flush)
+      yield* settle
+      const lost = yield* Effect.flip(old.lost)
+      expect(lost).toMatchObject({ _tag: "SessionLost", sessionId: "f", epoch: 1, reason: "fenced" })
+      const next = yield* Effect.flip(old.tracker.recordEvent(event(21)))
+      expect(next).toEqual(lost)
+      const stored = Option.getOrThrow(yield* store.load("f"))
+      expect([stored.lastEventId, stored.seq]).toEqual(["e10", 10])
+      expect(yield* a.size).toBe(0)
+    }))
+
+  it.scoped("a lease whose renewals fail is given up before it can expire, so the next owner never overlaps", () =>
+    Effect.gen(function*() {
+      const store = yield* sharedStore
+      const linkA: Link = { renewalsLost: false, renewalsFail: false }
+      const a = yield* manager(store, "a", linkA)
+      const b = yield* manager(store, "b")
+      const held = yield* a.hold("u")
+      yield* TestClock.adjust(Duration.seconds(30))
+      yield* settle
+      linkA.renewalsFail = true
+      const failedFrom = yield* TestClock.currentTimeMillis
+      let lostAt = -1
+      let takenAt = -1
+      yield* Effect.fork(Effect.flip(held.lost).pipe(Effect.zipRight(Effect.map(TestClock.currentTimeMillis, (t) => (lostAt = t)))))
+      yield* Effect.fork(Effect.scoped(b.hold("u", { wait: true }).pipe(
+        Effect.zipRight(Effect.map(TestClock.currentTimeMillis, (t) => (takenAt = t)))
+      )))
+      for (let s = 0; s < 20; s++) {
+        yield* TestClock.adjust(Duration.seconds(1))
+        yield* settle
+      }
+      expect(Exit.isFailure(yield* Effect.exit(held.lost))).toBe(true)
+      expect((yield* Effect.flip(held.lost)).reason).toBe("unrenewed")
+      expect(lostAt).toBeGreaterThan(failedFrom)
+      expect(takenAt).toBeGreaterThanOrEqual(lostAt)
+      // Taken over within a lease plus a poll of the last good renewal.
+      expect(takenAt - failedFrom).toBeLessThanOrEqual(Duration.toMillis(lease.leaseTtl) + Duration.toMillis(lease.pollInterval))
+    }))
+})
