@@ -1,8 +1,9 @@
 // The data path, in order: bytes → Sse → SseClient → EventTracker → callbacks
-// (Backpressure) → PersistenceWorker → CursorStore, with SessionManager tying a
-// session's tracker to its stored cursor, SessionOwnership giving one process at a
-// time a held session, and SessionGroup spreading many sessions over instances. The store engines are separate entry
-// points (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), as is Telemetry.
+// (Backpressure) → PersistenceWorker → CursorStore, with SessionOwnership giving a
+// held session to one process at a time, SessionManager tying a session's tracker
+// to its stored cursor, and SessionGroup spreading many sessions over instances.
+// The store engines are separate entry points (`effect-sse-resume/sqlite`,
+// `effect-sse-resume/pg`), as is Telemetry.
 export { SseEvent } from "./SseEvent.js"
 export * as Sse from "./Sse.js"
 export * as SseClient from "./SseClient.js"
@@ -12,3 +13,4 @@ export * as PersistenceWorker from "./PersistenceWorker.js"
 export * as CursorStore from "./CursorStore.js"
 export * as SessionOwnership from "./SessionOwnership.js"
 export * as SessionManager from "./SessionManager.js"
+export * as SessionGroup from "./SessionGroup.js"

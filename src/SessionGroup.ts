@@ -1,0 +1,96 @@
+/**
+ * Many sessions over several instances: "consume these 100 feeds with 3 replicas".
+ * Every instance runs `run` with the same session ids; each claims sessions nobody
+ * holds (`SessionManager.hold`, so ownership is the store's lease), up to
+ * `maxOwned`, and runs the caller's handler for each while it owns it. A session
+ * whose instance died is claimed again once its lease expires: failover takes at
+ * most `leaseTtl` plus one `claimInterval`.
+ */
+import { Cause, Config, Data, Duration, Effect } from "effect"
+import { SessionBusy } from "./CursorStore.js"
+import { positiveDuration, positiveInt } from "./internal/settings.js"
+import { type Session, SessionManager } from "./SessionManager.js"
+
+export interface Settings {
+  /** Most sessions this instance owns at once. */
+  readonly maxOwned: number
+  /** How often this instance looks for sessions nobody holds. */
+  readonly claimInterval: Duration.Duration
+}
+
+export const defaults: Settings = {
+  maxOwned: 100,
+  claimInterval: Duration.seconds(1)
+}
+
+/** The group's settings from the environment, each with its default. */
+export const config: Config.Config<Settings> = Config.all({
+  maxOwned: positiveInt("SSE_GROUP_MAX_OWNED", defaults.maxOwned, "Most sessions one instance owns at once"),
+  claimInterval: positiveDuration(
+    "SSE_GROUP_CLAIM_INTERVAL",
+    defaults.claimInterval,
+    "How often an instance looks for sessions nobody holds"
+  )
+})
+
+/** A setting given to `run` that the group cannot run with. */
+export class SessionGroupSettingsError extends Data.TaggedError("SessionGroupSettingsError")<{
+  readonly setting: keyof Settings
+  readonly value: unknown
+}> {
+  override get message() {
+    return `${this.setting}: ${String(this.value)} is not allowed (a whole number ≥ 1, a duration longer than zero)`
+  }
+}
+
+const validate = (settings: Settings): Effect.Effect<Settings, SessionGroupSettingsError> =>
+  !(Number.isSafeInteger(settings.maxOwned) && settings.maxOwned >= 1)
+    ? Effect.fail(new SessionGroupSettingsError({ setting: "maxOwned", value: settings.maxOwned }))
+    : !(Duration.toMillis(settings.claimInterval) > 0)
+    ? Effect.fail(new SessionGroupSettingsError({ setting: "claimInterval", value: settings.claimInterval }))
+    : Effect.succeed(settings)
+
+/**
+ * Claims and runs sessions until interrupted. `handler` runs while this instance
+ * owns the session (interrupted if it loses it); when it succeeds the session is
+ * done here, when it fails (or the session is lost) the session is released and may
+ * be claimed again by any instance.
+ */
+export const run = <E, R>(
+  sessionIds: Iterable<string>,
+  handler: (session: Session) => Effect.Effect<void, E, R>,
+  options: Partial<Settings> = {}
+): Effect.Effect<never, SessionGroupSettingsError, SessionManager | R> =>
+  Effect.gen(function*() {
+    const settings = yield* validate({ ...defaults, ...options })
+    const manager = yield* SessionManager
+    const ids = Array.from(new Set(sessionIds))
+    /** Claimed, or being claimed: what counts against maxOwned. */
+    const running = new Set<string>()
+    const done = new Set<string>()
+
+    const runOne = (sessionId: string) =>
+      Effect.scoped(Effect.flatMap(manager.hold(sessionId), (session) => Effect.raceFirst(handler(session), session.lost)))
+        .pipe(
+          Effect.tap(() => void done.add(sessionId)),
+          Effect.catchIf((error) => error instanceof SessionBusy, () => Effect.void),
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("SessionGroup: session released", cause).pipe(
+              Effect.annotateLogs({ sessionId })
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => running.delete(sessionId)))
+        )
+
+    const claim = Effect.suspend(() => {
+      const claims: Array<Effect.Effect<unknown, never, R>> = []
+      for (const sessionId of ids) {
+        if (running.size >= settings.maxOwned) break
+        if (running.has(sessionId) || done.has(sessionId)) continue
+        running.add(sessionId)
+        claims.push(Effect.fork(runOne(sessionId)))
+      }
+      return Effect.all(claims, { discard: true })
+    })
+    return yield* Effect.forever(Effect.zipRight(claim, Effect.sleep(settings.claimInterval)))
+  })
