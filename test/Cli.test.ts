@@ -1,4 +1,5 @@
 import { CommandDescriptor, HelpDoc, ValidationError } from "@effect/cli"
+import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Effect, Exit, FiberId } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -13,8 +14,10 @@ import * as Tail from "../src/cli/Tail.js"
 import { TrackerOptionsError } from "../src/EventTracker.js"
 import { SseEventTooLarge } from "../src/Sse.js"
 import * as SseClient from "../src/SseClient.js"
+import * as McpExample from "./examples/mcp.js"
+import { cliBundle } from "./support/cliBundle.js"
+import * as McpServer from "./support/McpServer.js"
 
-const bin = join(import.meta.dirname, "..", "bin", "sse-resume.js")
 
 interface Run {
   readonly child: ChildProcess
@@ -24,7 +27,7 @@ interface Run {
 }
 
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Run => {
-  const child = spawn(process.execPath, [bin, ...args], {
+  const child = spawn(process.execPath, [cliBundle, ...args], {
     env: { ...process.env, SSE_INITIAL_DELAY: "20 millis", SSE_MAX_DELAY: "200 millis", ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -91,6 +94,7 @@ describe("Cli.outcome", () => {
     SseContentTypeError: [new SseClient.SseContentTypeError({ contentType: "text/html", url }), 4],
     SseContentEncodingError: [new SseClient.SseContentEncodingError({ encoding: "br", url, reason: "unsupported" }), 4],
     SseRetriesExhausted: [new SseClient.SseRetriesExhausted({ attempts: 3, last: { reason: "transport", attempt: 3 } }), 5],
+    SseStreamDropped: [new SseClient.SseStreamDropped({ method: "POST", url, lastEventId: "7", reason: "transport" }), 5],
     StoreUnavailable: [new Tail.StoreUnavailable({ store: "c.db", cause: new Error("SQLITE_CORRUPT") }), 6],
     SseEventTooLarge: [new SseEventTooLarge({ maxEventBytes: 1024, afterEventId: "7" }), 7],
     SseResumeIdError: [new SseClient.SseResumeIdError({ lastEventId: "a\u0001", url }), 7],
@@ -261,4 +265,67 @@ describe("sse-resume CLI (spawned)", () => {
       ExitCode.store,
       /cursor store PostgreSQL is unavailable/
     ))
+
+  it.scopedLive("tail --help describes every option, with its default", () =>
+    Effect.gen(function*() {
+      const run = cli(["tail", "--help"])
+      yield* Effect.promise(() => run.exit)
+      // eslint-disable-next-line no-control-regex
+      const help = run.lines.join("\n").replace(/\x1b\[[0-9;]*m/g, "")
+      const options = ["--session", "--store", "--pg", "--header", "--method", "--data", "--resume-with", "--format", "--max-events", "--idle-timeout"]
+      for (const option of options) {
+        // An option's block: its heading, @effect/cli's type line, then ours.
+        const block = new RegExp(`^(?:\\(-H, )?${option} .*\\n\\n  .*\\n\\n  (.*)$`, "m").exec(help)
+        expect(block?.[1], option).toMatch(/\(default: [^)]+\)/)
+      }
+      expect(help).toMatch(/SSE_IDLE_TIMEOUT/)
+      expect(help).toMatch(/SSE_\* environment variables/)
+    }))
+
+  it.scopedLive("an MCP tools/call through tail --method POST --resume-with get --format data: sent once as JSON, resumed with GET through cuts, each message once", () =>
+    Effect.gen(function*() {
+      const mcp = yield* McpServer.make({
+        notifications: 40,
+        notificationIntervalMillis: 2,
+        cutAfter: ({ method, rpcMethod }) => method === "GET" ? 15 : rpcMethod === "tools/call" ? 10 : undefined
+      })
+      const session = yield* McpExample.initialize(mcp.url).pipe(Effect.provide(FetchHttpClient.layer))
+      const call = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "count", arguments: {} } }
+      const run = cli([
+        "tail",
+        mcp.url,
+        "--store",
+        join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db"),
+        "--method",
+        "POST",
+        "--data",
+        JSON.stringify(call),
+        "-H",
+        "accept: application/json, text/event-stream",
+        "-H",
+        `mcp-session-id: ${session.id}`,
+        "-H",
+        `mcp-protocol-version: ${session.headers["mcp-protocol-version"]}`,
+        "--resume-with",
+        "get",
+        "--format",
+        "data",
+        // The priming event, 40 notifications, the result.
+        "--max-events",
+        "42"
+      ])
+      expect(yield* Effect.promise(() => run.exit)).toBe(ExitCode.ok)
+      // The priming event's data is empty; every other line is one JSON-RPC message.
+      expect(run.lines[0]).toBe("")
+      const messages = run.lines.slice(1).map((line) => JSON.parse(line))
+      expect(messages.slice(0, 40).map((m) => m.params.data)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1))
+      expect(messages[40]).toMatchObject({ id: 1, result: { content: [{ text: "counted to 40" }] } })
+      expect(mcp.toolRuns()).toBe(1)
+      const posts = mcp.requests.filter((r) => r.rpcMethod === "tools/call")
+      expect(posts.map((r) => r.contentType)).toEqual(["application/json"])
+      const gets = mcp.requests.filter((r) => r.method === "GET")
+      expect(mcp.cuts()).toBeGreaterThanOrEqual(2)
+      expect(gets.length).toBeGreaterThanOrEqual(2)
+      expect(gets.every((r) => r.lastEventId !== undefined && r.sessionId === session.id)).toBe(true)
+    }), 30_000)
 })

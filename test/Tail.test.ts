@@ -147,4 +147,51 @@ describe("Tail.run", () => {
       const cursor = yield* storedCursor(filename, "hang")
       expect(Option.map(cursor, (c) => c.lastEventId)).toEqual(Option.some(String(written.at(-1))))
     }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+
+  it.scopedLive("--data goes out as the caller's Content-Type, else JSON when it parses as JSON, else text/plain", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_, response) => {
+        response.writeHead(200, SseServer.sseHeaders).end(events(1, 1))
+      })
+      const post = (body: string, headers?: Record<string, string>) =>
+        Tail.run({
+          url: server.url,
+          session: "post",
+          store: { _tag: "memory" },
+          method: "POST",
+          body,
+          ...(headers === undefined ? {} : { headers }),
+          client: fastClient,
+          write: () => Effect.void
+        })
+      yield* post(`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`)
+      yield* post("plain words")
+      yield* post(`{"q":1}`, { "Content-Type": "application/x-ndjson" })
+      yield* post("[1, 2]", { "content-type": "text/csv; charset=utf-8" })
+      expect(server.requests.map((r) => [r.headers["content-type"], r.body])).toEqual([
+        ["application/json", `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`],
+        ["text/plain", "plain words"],
+        ["application/x-ndjson", `{"q":1}`],
+        ["text/csv; charset=utf-8", "[1, 2]"]
+      ])
+    }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+
+  it.scopedLive("--format data writes each event's data alone, one per line", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_, response) => {
+        response.writeHead(200, SseServer.sseHeaders)
+          .end(`id: 1\ndata: {"n":1}\n\nid: 2\nevent: other\ndata: {"n":2}\n\n`)
+      })
+      let written = ""
+      yield* Tail.run({
+        url: server.url,
+        session: "data",
+        store: { _tag: "memory" },
+        maxEvents: 2,
+        format: "data",
+        client: fastClient,
+        write: (lines) => Effect.sync(() => void (written += lines))
+      })
+      expect(written).toBe(`{"n":1}\n{"n":2}\n`)
+    }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
 })

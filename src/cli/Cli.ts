@@ -203,24 +203,56 @@ const tail = Command.make("tail", {
   url: Args.text({ name: "url" }).pipe(Args.withDescription("The SSE endpoint")),
   session: Options.text("session").pipe(
     Options.withDefault("default"),
-    Options.withDescription("Session name: the key of the stored cursor")
+    Options.withDescription("Session name: the key of the stored cursor (default: default)")
   ),
   store: Options.text("store").pipe(
     Options.withDefault(SqliteCursorStore.defaultFilename),
-    Options.withDescription("SQLite file holding cursors")
+    Options.withDescription(`SQLite file holding cursors (default: ${SqliteCursorStore.defaultFilename})`)
   ),
-  pg: Options.text("pg").pipe(Options.optional, Options.withDescription("PostgreSQL URL: store cursors there instead")),
+  pg: Options.text("pg").pipe(
+    Options.optional,
+    Options.withDescription("PostgreSQL URL: store cursors there instead of in --store (default: none)")
+  ),
   header: Options.text("header").pipe(
     Options.withAlias("H"),
     Options.repeated,
-    Options.withDescription("Request header \"Name: value\" (repeatable)")
+    Options.withDescription("Request header \"Name: value\", repeatable (default: none)")
   ),
-  method: Options.text("method").pipe(Options.withDefault("GET")),
-  data: Options.text("data").pipe(Options.optional, Options.withDescription("Request body (with --method POST)")),
-  maxEvents: Options.integer("max-events").pipe(Options.optional, Options.withDescription("Stop after N new events")),
+  method: Options.text("method").pipe(
+    Options.withDefault("GET"),
+    Options.withDescription(
+      "Request method (default: GET). A stream of a method other than GET or HEAD is never sent twice: " +
+        "it ends when the server closes it, and a cut fails with its resume point unless --resume-with says how to resume"
+    )
+  ),
+  data: Options.text("data").pipe(
+    Options.optional,
+    Options.withDescription(
+      "Request body, with --method POST (default: none). Sent as the Content-Type given with -H, " +
+        "else application/json when it parses as JSON, else text/plain"
+    )
+  ),
+  resumeWith: Options.choice("resume-with", ["get"]).pipe(
+    Options.optional,
+    Options.withDescription(
+      "How to resume a cut stream of another method: get sends a GET to the same URL with the same headers " +
+        "and Last-Event-ID, as MCP servers expect (default: none, a cut fails)"
+    )
+  ),
+  format: Options.choice("format", ["json", "data"]).pipe(
+    Options.withDefault("json" as const),
+    Options.withDescription(
+      "How each event is printed on stdout: json, one {\"id\",\"event\",\"data\"} object per line; " +
+        "data, the event's data alone, for jq on JSON messages (default: json)"
+    )
+  ),
+  maxEvents: Options.integer("max-events").pipe(
+    Options.optional,
+    Options.withDescription("Stop after N new events (default: never)")
+  ),
   idleTimeout: Options.integer("idle-timeout").pipe(
     Options.optional,
-    Options.withDescription("Reconnect when no byte arrives for S seconds (default 60)")
+    Options.withDescription("Reconnect when no byte arrives for S seconds (default: SSE_IDLE_TIMEOUT, else 60)")
   )
 }, (args) =>
   Effect.gen(function*() {
@@ -248,21 +280,27 @@ const tail = Command.make("tail", {
       method: args.method,
       headers,
       body: Option.getOrUndefined(args.data),
+      format: args.format,
+      client: Option.match(args.resumeWith, { onNone: () => ({}), onSome: (resumeWith) => ({ resumeWith }) }),
       maxEvents: Option.getOrUndefined(args.maxEvents),
       idleTimeout: Option.getOrUndefined(Option.map(args.idleTimeout, Duration.seconds)),
       write: stdoutWriter(),
       report
     })
     yield* report({ _tag: "Stopped", summary })
-  }))
+  })).pipe(Command.withDescription(
+  "Prints each new event of an SSE endpoint once on stdout (status on stderr), resuming after the session's " +
+    "stored cursor. Client settings come from SSE_* environment variables (SSE_MAX_ATTEMPTS, SSE_INITIAL_DELAY, " +
+    "SSE_MAX_DELAY, SSE_MAX_EVENT_BYTES, SSE_FLUSH_INTERVAL, …; see the README)"
+))
 
 const serveDemo = Command.make("serve-demo", {
-  port: Options.integer("port").pipe(Options.withDefault(8080)),
+  port: Options.integer("port").pipe(Options.withDefault(8080), Options.withDescription("Port on 127.0.0.1 (default: 8080)")),
   dropEvery: Options.integer("drop-every").pipe(
     Options.withDefault(0),
-    Options.withDescription("Cut each connection after N events (0: never)")
+    Options.withDescription("Cut each connection after N events (default: 0, never)")
   ),
-  rate: Options.integer("rate").pipe(Options.withDefault(100), Options.withDescription("Events per second"))
+  rate: Options.integer("rate").pipe(Options.withDefault(100), Options.withDescription("Events per second (default: 100)"))
 }, (args) =>
   Effect.gen(function*() {
     const server = yield* DemoServer.make({

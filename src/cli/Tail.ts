@@ -27,7 +27,10 @@ export interface Options {
   readonly store: Store
   readonly method?: string
   readonly headers?: Record<string, string>
+  /** Sent as the `Content-Type` in `headers`, else `application/json` when it parses as JSON, else `text/plain`. */
   readonly body?: string
+  /** How each event is printed: `json` (default) one JSON object per line, `data` its data alone. */
+  readonly format?: Format
   /** Stop after this many new events. */
   readonly maxEvents?: number
   readonly idleTimeout?: Duration.DurationInput
@@ -40,6 +43,8 @@ export interface Options {
   /** How often `report` gets counts; default 1 second. */
   readonly reportEvery?: Duration.DurationInput
 }
+
+export type Format = "json" | "data"
 
 export type Status =
   | { readonly _tag: "Resuming"; readonly lastEventId: Option.Option<string> }
@@ -117,18 +122,41 @@ const persistence = (options: Options, settings: Settings) =>
     )
   ).pipe(Effect.mapError(unavailable(options.store)))
 
+/**
+ * The body's content type: the caller's `Content-Type` header, else JSON when the
+ * body parses as JSON (JSON APIs and MCP servers answer 415 to `text/plain`).
+ */
+const contentTypeOf = (headers: Record<string, string> | undefined, body: string): string => {
+  for (const [name, value] of Object.entries(headers ?? {})) if (name.toLowerCase() === "content-type") return value
+  try {
+    JSON.parse(body)
+    return "application/json"
+  } catch {
+    return "text/plain"
+  }
+}
+
 const request = (options: Options): HttpClientRequest.HttpClientRequest => {
   let request = HttpClientRequest.make((options.method ?? "GET").toUpperCase() as "GET")(options.url)
   if (options.headers !== undefined) request = HttpClientRequest.setHeaders(request, options.headers)
-  if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body)
+  // The body's content type replaces the header's, so the header's is passed as the body's.
+  if (options.body !== undefined) {
+    request = HttpClientRequest.bodyText(request, options.body, contentTypeOf(options.headers, options.body))
+  }
   return request
 }
 
-/** One JSON object per event, one per line: easy to read, grep and pipe into jq. */
-const formatEvent = (event: SseEvent): string =>
-  JSON.stringify(event.retry === undefined
-    ? { id: event.id ?? null, event: event.event, data: event.data }
-    : { id: event.id ?? null, event: event.event, data: event.data, retry: event.retry })
+/**
+ * `json`: one JSON object per event, one per line: easy to read, grep and pipe into jq.
+ * `data`: the event's data as sent, so a stream of JSON messages pipes into jq as is.
+ */
+const formatters: Record<Format, (event: SseEvent) => string> = {
+  json: (event) =>
+    JSON.stringify(event.retry === undefined
+      ? { id: event.id ?? null, event: event.event, data: event.data }
+      : { id: event.id ?? null, event: event.event, data: event.data, retry: event.retry }),
+  data: (event) => event.data
+}
 
 /**
  * The run's own account: `delivered` and `reconnects` from what it handles and its
@@ -175,8 +203,9 @@ const deliver = (
   account: Account
 ) =>
 (chunk: Chunk.Chunk<SseEvent>) => {
+  const format = formatters[options.format ?? "json"]
   let lines = ""
-  for (const event of chunk) lines += formatEvent(event) + "\n"
+  for (const event of chunk) lines += format(event) + "\n"
   return options.write(lines).pipe(
     Effect.tap(() => {
       account.delivered += chunk.length
@@ -229,7 +258,11 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
 
     yield* (options.maxEvents === undefined ? events : Stream.take(events, options.maxEvents)).pipe(
       Stream.runForEachChunk(deliver(options, session, account)),
-      Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
+      // The store refuses this session's cursor (worker closed, or another owner took the session).
+      Effect.catchTags({
+        PersistenceClosedError: (cause) => Effect.fail(storeError(cause)),
+        SessionLost: (cause) => Effect.fail(storeError(cause))
+      }),
       // Stopped by a signal: the cursor is still stored, and said so. Bounded like
       // the worker's own drain, so a hung store cannot hold the exit.
       Effect.onInterrupt(() =>
