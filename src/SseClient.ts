@@ -12,7 +12,14 @@
  * for the answer (every redirect hop within `idleTimeout`), classifies it, then
  * reads the body under an idle watchdog, recording the parsed events in the
  * tracker; when it ends, the retry budget and the server's `retry:` or
- * `Retry-After` decide whether and when the next one starts.
+ * `Retry-After` decide whether and when the next one starts. The caller's
+ * `reconnectNow` ends a connection at any point, and the wait after one.
+ *
+ * Requests that must not be sent twice: a stream started by a method other
+ * than GET, HEAD, OPTIONS or TRACE (a POST re-runs a tool, re-bills an LLM call)
+ * is never re-sent as it is. A graceful close ends it; any other end fails with
+ * `SseStreamDropped` and the resume point, unless `resumeWith` says how to
+ * resume it and there is a resume point to resume from.
  */
 import type * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -51,8 +58,10 @@ import {
   RetryBudget,
   type SseRetriesExhausted
 } from "./internal/reconnect.js"
+import { ReconnectTrigger } from "./internal/reconnectNow.js"
 import { defaultMaxRedirects, follow, type Followed, type SseRedirectError } from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
+import { isSafeMethod, type ResumeWith, resumeRequest, SseStreamDropped } from "./internal/resume.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import * as Sse from "./Sse.js"
 import type { SseEvent } from "./SseEvent.js"
@@ -62,11 +71,13 @@ export { SseContentEncodingError } from "./internal/contentEncoding.js"
 export { SseRedirectError } from "./internal/redirect.js"
 export { backoff, type Reconnect, type ReconnectReason, SseRetriesExhausted } from "./internal/reconnect.js"
 export { isTransientStatus, SseContentTypeError, SseHttpError } from "./internal/response.js"
+export { isSafeMethod, resumeByGet, type ResumeWith, SseStreamDropped } from "./internal/resume.js"
 
 export type SseClientError =
   | SseHttpError
   | SseContentTypeError
   | SseRetriesExhausted
+  | SseStreamDropped
   | SseResumeIdError
   | SseRedirectError
   | SseContentEncodingError
@@ -183,6 +194,26 @@ export interface Options<E = never, EH = never, RH = never> extends Partial<Sett
   readonly schedule?: Schedule.Schedule<unknown, Reconnect>
   /** Awaited on each connection change; must not fail. */
   readonly onConnection?: (status: ConnectionStatus) => Effect.Effect<void>
+  /**
+   * How a stream started by a method other than GET, HEAD, OPTIONS or TRACE is
+   * resumed, never by re-sending it: `"get"` (MCP Streamable HTTP) is a GET to the
+   * same URL with the original's headers minus the body's; a function builds any
+   * other request from the original. Each attempt that has a resume point sends
+   * it, with `Last-Event-ID` and `headers` added, under the same budget, backoff,
+   * dedup and redirects; the first one too, when the stream starts from a resume
+   * point (resuming a stream dropped earlier). A graceful close still ends the
+   * stream, and a drop before any event id fails with `SseStreamDropped`.
+   * Ignored for GET, HEAD, OPTIONS and TRACE, which reconnect as they are.
+   */
+  readonly resumeWith?: ResumeWith
+  /**
+   * Each element ends the current attempt (its request aborted), or the wait
+   * after one, and reconnects at once from the resume point: no attempt of the
+   * budget spent, no backoff, reported as `reconnecting` with reason
+   * "requested". A stream that cannot be resumed (an unsafe method without
+   * `resumeWith`, or no resume point yet) fails with `SseStreamDropped` instead.
+   */
+  readonly reconnectNow?: Stream.Stream<unknown>
 }
 
 // --- Metrics ---
@@ -205,8 +236,8 @@ export const bytesReceived = Metric.counter("sse_bytes_received", {
 })
 
 const noTags: ReadonlyArray<never> = []
-const reasonTags: Record<ReconnectReason, ReadonlyArray<MetricLabel.MetricLabel>> = {
-  closed: [MetricLabel.make("reason", "closed")],
+/** The abnormal ends, counted in `connectionErrors`: not a graceful close, not a requested reconnect. */
+const errorTags: Partial<Record<ReconnectReason, ReadonlyArray<MetricLabel.MetricLabel>>> = {
   transport: [MetricLabel.make("reason", "transport")],
   idle: [MetricLabel.make("reason", "idle")],
   status: [MetricLabel.make("reason", "status")]
@@ -217,6 +248,11 @@ const reasonTags: Record<ReconnectReason, ReadonlyArray<MetricLabel.MetricLabel>
 /** What a stream run holds for all its connections. */
 interface Run<E, EH, RH> {
   readonly request: HttpClientRequest.HttpClientRequest
+  /** False for a method that must not be sent twice: the stream is never re-sent as it is. */
+  readonly resendable: boolean
+  /** The request that resumes an unsafe stream from a resume point (`resumeWith`); none: it cannot be. */
+  readonly resume: HttpClientRequest.HttpClientRequest | undefined
+  readonly trigger: ReconnectTrigger
   /** Aborts a request when the scope it ran in closes. */
   readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
   readonly tracker: EventTracker.EventTracker<E>
@@ -248,7 +284,7 @@ const settingsOf = (options: Partial<Settings>): Settings => {
 const makeRun = <E, EH, RH>(
   request: HttpClientRequest.HttpClientRequest,
   options: Options<E, EH, RH>
-): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient> =>
+): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
     const settings = settingsOf(options)
     const base = yield* HttpClient.HttpClient
@@ -259,8 +295,12 @@ const makeRun = <E, EH, RH>(
       const { recentIds } = yield* tracker.snapshot
       yield* tracker.restore({ lastEventId: Option.some(options.lastEventId).pipe(Option.filter((id) => id !== "")), recentIds })
     }
+    const resendable = isSafeMethod(request.method)
     return {
       request,
+      resendable,
+      resume: resendable || options.resumeWith === undefined ? undefined : resumeRequest(request, options.resumeWith),
+      trigger: yield* ReconnectTrigger.make(options.reconnectNow),
       client: HttpClient.withScope(settings.tracePropagation ? base : HttpClient.withTracerPropagation(base, false)),
       tracker,
       headers: options.headers ?? Effect.succeed(undefined),
@@ -276,13 +316,14 @@ const makeRun = <E, EH, RH>(
 
 /**
  * Streams the events of `request`, reconnecting and resuming until the server
- * answers 204, a fatal error occurs or the retry budget runs out.
+ * answers 204, a fatal error occurs or the retry budget runs out. A stream
+ * started by an unsafe method (POST, …) also ends when the server closes it.
  */
 export const stream = <E = never, EH = never, RH = never>(
   request: HttpClientRequest.HttpClientRequest,
   options: Options<E, EH, RH> = {}
 ): Stream.Stream<SseEvent, SseClientError | E | EH, HttpClient.HttpClient | RH> =>
-  Stream.unwrap(Effect.map(makeRun(request, options), (run) => Stream.fromChannel(connections(run, 1))))
+  Stream.unwrapScoped(Effect.map(makeRun(request, options), (run) => Stream.fromChannel(connections(run, 1))))
 
 /**
  * Connection `attempt` and all after it, until one says stop or the budget is
@@ -297,25 +338,58 @@ const connections = <E, EH, RH>(
     outcome._tag === "Stop"
       ? Channel.void
       : Channel.flatMap(
-        Channel.fromEffect(pauseBeforeReconnect(run, outcome.ended, outcome.delivered)),
-        () => connections(run, attempt + 1)
+        Channel.fromEffect(afterConnection(run, outcome.ended, outcome.delivered)),
+        (reconnect) => reconnect ? connections(run, attempt + 1) : Channel.void
       ))
 
-/** After a connection: spend the budget, report, then wait out the delay. */
+/**
+ * After a connection: whether another one follows. A stream started by an unsafe
+ * method is never re-sent: a graceful close ends it, and any other end fails
+ * with `SseStreamDropped` unless `resumeWith` and a resume point resume it.
+ */
+const afterConnection = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  ended: Reconnect,
+  delivered: boolean
+): Effect.Effect<boolean, SseRetriesExhausted | SseStreamDropped> =>
+  Effect.gen(function*() {
+    const tags = errorTags[ended.reason]
+    if (tags !== undefined) connectionErrors.unsafeUpdate(1, tags)
+    if (!run.resendable) {
+      if (ended.reason === "closed") return false
+      const lastEventId = Option.getOrUndefined(yield* run.tracker.lastEventId)
+      if (run.resume === undefined || lastEventId === undefined) {
+        const { reason, retryAfter, status } = ended
+        const { method, url } = run.request
+        return yield* new SseStreamDropped({ method, url, lastEventId, reason, status, retryAfter })
+      }
+    }
+    yield* pauseBeforeReconnect(run, ended, delivered)
+    return true
+  })
+
+/**
+ * Spend the budget, report, then wait out the delay; a reconnect the caller
+ * requested spends nothing and waits for nothing, and a request during the wait
+ * cuts it short.
+ */
 const pauseBeforeReconnect = <E, EH, RH>(
   run: Run<E, EH, RH>,
   ended: Reconnect,
   delivered: boolean
 ): Effect.Effect<void, SseRetriesExhausted> =>
   Effect.gen(function*() {
-    if (ended.reason !== "closed") connectionErrors.unsafeUpdate(1, reasonTags[ended.reason])
-    const scheduled = yield* run.budget.next(ended, delivered, yield* Clock.currentTimeMillis)
-    const delay = reconnectDelay({
-      scheduled,
-      serverRetry: run.serverRetry,
-      retryAfter: ended.retryAfter,
-      maxRetryAfter: run.maxRetryAfter
-    })
+    let delay = 0
+    if (ended.reason === "requested") {
+      run.budget.requested(delivered)
+    } else {
+      delay = reconnectDelay({
+        scheduled: yield* run.budget.next(ended, delivered, yield* Clock.currentTimeMillis),
+        serverRetry: run.serverRetry,
+        retryAfter: ended.retryAfter,
+        maxRetryAfter: run.maxRetryAfter
+      })
+    }
     reconnects.unsafeUpdate(1, noTags)
     yield* run.onConnection(
       ended.status === undefined
@@ -323,6 +397,7 @@ const pauseBeforeReconnect = <E, EH, RH>(
         : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
     )
     yield* Effect.sleep(delay).pipe(
+      Effect.raceFirst(run.trigger.requested),
       Effect.withSpan("sse.reconnect", {
         attributes: { "sse.reason": ended.reason, "sse.delay_ms": delay, "sse.attempt": ended.attempt }
       })
@@ -330,6 +405,14 @@ const pauseBeforeReconnect = <E, EH, RH>(
   })
 
 class IdleTimeout extends Data.TaggedError("IdleTimeout") {}
+class ReconnectRequested extends Data.TaggedError("ReconnectRequested") {}
+
+/**
+ * The request of one attempt: the original, or for a stream that must not be
+ * re-sent, the resume request once there is a resume point.
+ */
+const requestFrom = <E, EH, RH>(run: Run<E, EH, RH>, resumeFrom: string | undefined) =>
+  run.resume !== undefined && resumeFrom !== undefined ? run.resume : run.request
 
 /**
  * One connection: request, answer, body. Its events go out as they are parsed
@@ -345,24 +428,35 @@ const connection = <E, EH, RH>(
       ended: { ...reconnect, attempt },
       delivered
     })
+    yield* run.trigger.arm
+    const requested = run.trigger.requested
     const resumeFrom = Option.getOrUndefined(yield* run.tracker.lastEventId)
-    const request = yield* attemptRequest(run.request, yield* run.headers, resumeFrom)
+    const request = yield* attemptRequest(requestFrom(run, resumeFrom), yield* run.headers, resumeFrom)
     yield* run.onConnection({ state: "connecting", attempt, lastEventId: resumeFrom })
     // The request lives in its own scope so the idle watchdog can abort it.
     const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const answer = yield* awaitResponse(run, request, requestScope).pipe(
+      Effect.raceFirst(Effect.zipRight(requested, Effect.fail(new ReconnectRequested()))),
       Effect.tap(({ response }) => Effect.annotateCurrentSpan("sse.status", response.status)),
       Effect.withSpan("sse.connect", {
-        attributes: { "sse.attempt": attempt, "sse.last_event_id": resumeFrom ?? "", "url.full": run.request.url }
+        attributes: { "sse.attempt": attempt, "sse.last_event_id": resumeFrom ?? "", "url.full": request.url }
       }),
       Effect.either
     )
     if (Either.isLeft(answer)) {
       const error = answer.left
-      if (error._tag === "SseRedirectError") return yield* error
-      // Transport and URL errors: a bad URL fails again, and the budget turns
-      // that into a typed error.
-      return Channel.succeed(ended(error._tag === "IdleTimeout" ? { reason: "idle" } : { reason: "transport", cause: error }))
+      switch (error._tag) {
+        case "SseRedirectError":
+          return yield* error
+        case "IdleTimeout":
+          return Channel.succeed(ended({ reason: "idle" }))
+        case "ReconnectRequested":
+          return Channel.succeed(ended({ reason: "requested" }))
+        default:
+          // Transport and URL errors: a bad URL fails again, and the budget turns
+          // that into a typed error.
+          return Channel.succeed(ended({ reason: "transport", cause: error }))
+      }
     }
     const { response, url } = answer.right
     const verdict = classify(response, { url, attempt, now: yield* Clock.currentTimeMillis })
@@ -378,7 +472,7 @@ const connection = <E, EH, RH>(
       case "Read":
         yield* run.onConnection({ state: "connected", attempt, status: response.status })
         return Channel.map(
-          yield* readBody(run, response, requestScope),
+          yield* readBody(run, response, requestScope, requested),
           ({ delivered, ...end }) => ended(end, delivered)
         )
     }
@@ -405,41 +499,53 @@ const awaitResponse = <E, EH, RH>(
 
 /** How a body ended, and whether it brought a new event. */
 interface BodyEnd {
-  readonly reason: "closed" | "transport" | "idle"
+  readonly reason: "closed" | "transport" | "idle" | "requested"
   readonly cause?: unknown
   readonly delivered: boolean
 }
 
 /**
- * The body of an accepted response, decoded, parsed and recorded, under an idle
- * watchdog that aborts `requestScope` once a read has waited `idleTimeout`.
+ * The body of an accepted response, decoded, parsed and recorded. Closing
+ * `requestScope` aborts it: the idle watchdog does once a read has waited
+ * `idleTimeout`, and so does a reconnect the caller `requested`.
  */
 const readBody = <E, EH, RH>(
   run: Run<E, EH, RH>,
   response: HttpClientResponse.HttpClientResponse,
-  requestScope: Scope.CloseableScope
+  requestScope: Scope.CloseableScope,
+  requested: Effect.Effect<void>
 ) =>
-  Effect.map(
-    IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>(
+  Effect.gen(function*() {
+    const abort = Scope.close(requestScope, Exit.void)
+    const watchdog = yield* IdleWatchdog.make<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>(
       run.idleTimeout,
-      Scope.close(requestScope, Exit.void)
-    ),
-    (watchdog) => {
-      const parser = new Parser({
-        maxEventBytes: run.maxEventBytes,
-        idOnlyBlocks: true,
-        onRetry: (millis) => {
-          run.serverRetry = millis
-        }
-      })
-      return Stream.toChannel(decodedBody(response)).pipe(
-        Channel.pipeTo(watchdog.channel),
-        Channel.pipeTo(readEvents(run, parser)),
-        // The watchdog's abort surfaces as a transport error (or an end): idle it was.
-        Channel.map((end): BodyEnd => watchdog.fired ? { reason: "idle", delivered: end.delivered } : end)
+      abort
+    )
+    let wasRequested = false
+    yield* Effect.forkScoped(Effect.zipRight(requested, Effect.suspend(() => {
+      wasRequested = true
+      return abort
+    })))
+    const parser = new Parser({
+      maxEventBytes: run.maxEventBytes,
+      idOnlyBlocks: true,
+      onRetry: (millis) => {
+        run.serverRetry = millis
+      }
+    })
+    return Stream.toChannel(decodedBody(response)).pipe(
+      Channel.pipeTo(watchdog.channel),
+      Channel.pipeTo(readEvents(run, parser)),
+      // An abort surfaces as a transport error (or an end): it was what aborted.
+      Channel.map((end): BodyEnd =>
+        watchdog.fired
+          ? { reason: "idle", delivered: end.delivered }
+          : wasRequested
+          ? { reason: "requested", delivered: end.delivered }
+          : end
       )
-    }
-  )
+    )
+  })
 
 const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
   let bytes = 0

@@ -2,7 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, type Scope, Stream } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Queue, type Scope, Stream } from "effect"
 import * as SseClient from "../src/SseClient.js"
 import type { SseEvent } from "../src/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
@@ -191,6 +191,105 @@ describe("SseClient over loopback", () => {
       expect(blocked).toBe(true)
       // Socket and parser buffers hold some events, never the whole stream.
       expect(written).toBeLessThan(20_000)
+    }))
+})
+
+describe("SseClient POST streams and reconnectNow over loopback", () => {
+  const postOf = (url: string) =>
+    HttpClientRequest.post(url, { headers: { accept: "application/json, text/event-stream", "mcp-session-id": "s1" } }).pipe(
+      HttpClientRequest.bodyText("{\"method\":\"tools/call\"}", "application/json")
+    )
+  /** Long enough for a wrongly re-sent request to reach the server. */
+  const quiet = Effect.sleep("100 millis")
+
+  live("a POST stream the server ends is done: the server received one request", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: 1\ndata: result\n\n")
+      })
+      const events = yield* collect(SseClient.stream(postOf(server.url), fast)).pipe(Effect.timeout("5 seconds"))
+      expect(events).toEqual(["1"])
+      yield* quiet
+      expect(server.requests.map((r) => [r.method, r.body])).toEqual([["POST", "{\"method\":\"tools/call\"}"]])
+    }))
+
+  live("a POST cut mid-body fails with SseStreamDropped and its resume point: the server received one request", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make(async (_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        await SseServer.write(res, "id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: cu")
+        SseServer.cut(res)
+      })
+      const seen: Array<string | undefined> = []
+      const result = yield* SseClient.stream(postOf(server.url), fast).pipe(
+        Stream.runForEach((e) => Effect.sync(() => seen.push(e.id))),
+        Effect.either,
+        Effect.timeout("5 seconds")
+      )
+      expect(seen).toEqual(["1", "2"])
+      expect(Either.isLeft(result) && result.left).toMatchObject({
+        _tag: "SseStreamDropped",
+        method: "POST",
+        url: server.url,
+        lastEventId: "2",
+        reason: "transport"
+      })
+      yield* quiet
+      expect(server.requests.length).toBe(1)
+    }))
+
+  live("resumeWith get: a cut POST is resumed by a GET with Last-Event-ID and no body; the close ends it", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make(async (req, res, n) => {
+        if (n > 2) return void res.writeHead(500).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        if (n === 1) {
+          await SseServer.write(res, "id: 1\ndata: a\n\nid: 2\ndata: b\n\n")
+          return SseServer.cut(res)
+        }
+        res.end(`${req.headers["last-event-id"] === "2" ? "id: 2\ndata: b\n\n" : ""}id: 3\ndata: result\n\n`)
+      })
+      const events = yield* collect(SseClient.stream(postOf(server.url), { ...fast, resumeWith: "get" })).pipe(
+        Effect.timeout("5 seconds")
+      )
+      expect(events).toEqual(["1", "2", "3"])
+      yield* quiet
+      expect(server.requests.map((r) => [r.method, r.body, r.headers["last-event-id"]])).toEqual([
+        ["POST", "{\"method\":\"tools/call\"}", undefined],
+        ["GET", "", "2"]
+      ])
+      const resumed = server.requests[1]!.headers
+      expect(resumed["content-type"]).toBeUndefined()
+      expect(resumed["content-length"]).toBeUndefined()
+      expect(resumed["mcp-session-id"]).toBe("s1")
+    }))
+
+  live("reconnectNow on a GET closes the open connection and reconnects at once, with Last-Event-ID", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 2) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        res.write("id: 1\ndata: a\n\n")
+      })
+      const requests = yield* Queue.unbounded<void>()
+      let requestedAt = 0
+      // A backoff of 2 s would show: the requested reconnect waits for none.
+      const events = yield* SseClient.stream(HttpClientRequest.get(server.url), {
+        initialDelay: "2 seconds",
+        maxDelay: "2 seconds",
+        reconnectNow: Stream.fromQueue(requests)
+      }).pipe(
+        Stream.tap(() => Effect.zipRight(Effect.sync(() => void (requestedAt = performance.now())), Queue.offer(requests, undefined))),
+        Stream.runCollect,
+        Effect.map(ids),
+        Effect.timeout("5 seconds")
+      )
+      expect(events).toEqual(["1"])
+      expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, "1"])
+      expect(server.requests[1]!.at - requestedAt).toBeLessThan(500)
+      expect(server.requests[0]!.closedAt).toBeDefined()
+      expect(server.requests[0]!.closedAt!).toBeLessThan(server.requests[1]!.at + 50)
     }))
 })
 

@@ -6,7 +6,7 @@
 import type * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, type Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
 import * as Zlib from "node:zlib"
 import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
@@ -197,18 +197,13 @@ describe("SseClient request", () => {
       expect(untraced!.headers.b3).toBeUndefined()
     }))
 
-  it.effect("runs the headers Effect before every attempt; sends method and body", () =>
+  it.effect("runs the headers Effect before every attempt", () =>
     Effect.gen(function*() {
       const server = Scripted.make((_request, n) => Scripted.status(n === 3 ? 204 : 500))
       let token = 0
       const headers = Effect.sync(() => ({ authorization: `Bearer ${++token}` }))
-      const request = HttpClientRequest.post(url).pipe(HttpClientRequest.bodyText("{\"q\":1}", "application/json"))
-      yield* run(server, { headers }, request)
+      yield* run(server, { headers })
       expect(server.requests.map((r) => r.headers.authorization)).toEqual(["Bearer 1", "Bearer 2", "Bearer 3"])
-      const bodies = server.requests.map((r) =>
-        [r.request.method, new TextDecoder().decode((r.request.body as HttpBody.Uint8Array).body)]
-      )
-      expect(bodies).toEqual(Array(3).fill(["POST", "{\"q\":1}"]))
     }))
 })
 
@@ -523,5 +518,257 @@ describe("SseClient redirects and content encodings", () => {
       const refused = yield* runLive(brotli)
       expect(failureOf(refused)).toMatchObject({ _tag: "SseContentEncodingError", encoding: "br" })
       expect(brotli.requests.length).toBe(1)
+    }))
+})
+
+describe("SseClient streams of unsafe methods (POST)", () => {
+  const mcpAccept = "application/json, text/event-stream"
+  const post = HttpClientRequest.post(url, { headers: { accept: mcpAccept, "mcp-session-id": "s1" } }).pipe(
+    HttpClientRequest.bodyText("{\"method\":\"tools/call\"}", "application/json")
+  )
+  const bodyOf = (recorded: Scripted.RecordedRequest) =>
+    recorded.request.body._tag === "Uint8Array"
+      ? new TextDecoder().decode((recorded.request.body as HttpBody.Uint8Array).body)
+      : recorded.request.body._tag
+  const methods = (server: Scripted.ScriptedServer) => server.requests.map((r) => r.request.method)
+
+  it.effect("isSafeMethod: GET, HEAD, OPTIONS and TRACE, in any case; nothing else", () =>
+    Effect.sync(() => {
+      const safe = ["GET", "HEAD", "OPTIONS", "TRACE", "get", "Options"]
+      for (const method of safe) expect(SseClient.isSafeMethod(method), method).toBe(true)
+      for (const method of ["POST", "PUT", "PATCH", "DELETE", "post", "QUERY"]) {
+        expect(SseClient.isSafeMethod(method), method).toBe(false)
+      }
+    }))
+
+  it.effect("a POST stream the server closes is done: one request, its body sent once, with or without resumeWith", () =>
+    Effect.gen(function*() {
+      for (const options of [{}, { resumeWith: "get" as const }]) {
+        const server = Scripted.make((request, n) =>
+          // A re-sent POST runs the tool again: new ids, so dedup cannot catch it.
+          n <= 2 ? Scripted.events(request, [`id: ${n}-1\ndata: result ${n}\n\n`]) : Scripted.status(204)
+        )
+        const { events, exit } = yield* run(server, options, post)
+        expect(Exit.isSuccess(exit)).toBe(true)
+        expect(events.map((e) => e.data)).toEqual(["result 1"])
+        expect(server.requests.map((r) => [r.request.method, bodyOf(r)])).toEqual([["POST", "{\"method\":\"tools/call\"}"]])
+      }
+    }))
+
+  it.effect("a POST cut mid-body, idle or answered by another method fails with SseStreamDropped and its resume point, never re-sent", () =>
+    Effect.gen(function*() {
+      const cases = [
+        { method: "POST", end: "cut", reason: "transport" },
+        { method: "POST", end: "hang", reason: "idle" },
+        { method: "PUT", end: "cut", reason: "transport" },
+        { method: "PATCH", end: "cut", reason: "transport" },
+        { method: "DELETE", end: "cut", reason: "transport" }
+      ] as const
+      for (const { end, method, reason } of cases) {
+        const server = Scripted.make((request, n) =>
+          n === 1 ? Scripted.events(request, ["id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: cu"], end) : Scripted.status(204)
+        )
+        const { exit, ids } = yield* run(server, { idleTimeout: "1 second" }, HttpClientRequest.make(method)(url))
+        expect(ids).toEqual(["1", "2"])
+        const error = failureOf(exit)
+        expect(error, method).toEqual(
+          new SseClient.SseStreamDropped({ method, url, lastEventId: "2", reason, status: undefined, retryAfter: undefined })
+        )
+        expect((error as SseClient.SseStreamDropped).message).toBe(
+          `SSE ${method} stream from ${url} dropped: the connection ended (${reason}); not re-sent (resume from "2")`
+        )
+        expect(server.requests.length).toBe(1)
+      }
+    }))
+
+  it.effect("resumeWith get: the next request is a GET with Last-Event-ID, without the body or its headers; events once; a close ends it", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        // MCP primes each stream with an id-only block.
+        if (n === 1) return Scripted.events(request, ["id: p\n\n", "id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c"], "cut")
+        // Replays from the resume point, cut again: resumed again, with the backoff.
+        if (n === 2) return Scripted.events(request, ["id: 2\ndata: b\n\nid: 3\ndata: c\n\nid: 4\ndata: d\n\n"], "cut")
+        if (n === 3) return Scripted.events(request, ["id: 4\ndata: d\n\nid: 5\ndata: result\n\n"])
+        return Scripted.status(204)
+      })
+      let attempt = 0
+      const headers = Effect.sync(() => ({ "x-attempt": String(++attempt) }))
+      const { events, exit } = yield* run(server, { resumeWith: "get", headers }, post)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(events.map((e) => [e.id, e.data])).toEqual([["1", "a"], ["2", "b"], ["3", "c"], ["4", "d"], ["5", "result"]])
+      expect(methods(server)).toEqual(["POST", "GET", "GET"])
+      expect(lastEventIds(server)).toEqual([undefined, "2", "4"])
+      expect(server.requests.map(bodyOf)).toEqual(["{\"method\":\"tools/call\"}", "Empty", "Empty"])
+      for (const resumed of server.requests.slice(1)) {
+        expect(resumed.headers["content-type"]).toBeUndefined()
+        expect(resumed.headers["content-length"]).toBeUndefined()
+        expect(resumed.headers).toMatchObject({ accept: mcpAccept, "mcp-session-id": "s1" })
+        expect(resumed.request.url).toBe(url)
+      }
+      expect(server.requests.map((r) => r.headers["x-attempt"])).toEqual(["1", "2", "3"])
+      for (const gap of gaps(server)) expect(gap).toBeGreaterThanOrEqual(5)
+    }))
+
+  it.effect("resumeWith as a function builds the resume request from the original", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) =>
+        n === 1
+          ? Scripted.events(request, ["id: 1\ndata: a\n\n"], "cut")
+          : Scripted.events(request, ["id: 2\ndata: b\n\n"])
+      )
+      const resumeWith = (original: HttpClientRequest.HttpClientRequest) =>
+        HttpClientRequest.get(`${original.url}/resume`, { headers: { "mcp-session-id": original.headers["mcp-session-id"]! } })
+      const { exit, ids } = yield* run(server, { resumeWith }, post)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["1", "2"])
+      expect(server.requests.map((r) => `${r.request.method} ${r.request.url}`)).toEqual(["POST " + url, `GET ${url}/resume`])
+      expect(server.requests[1]!.headers).toMatchObject({ "mcp-session-id": "s1", "last-event-id": "1", accept: "text/event-stream" })
+    }))
+
+  it.effect("a cut before any event id fails with SseStreamDropped even with resumeWith: no GET of a stream that is not the POST's", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) =>
+        n === 1 ? Scripted.events(request, ["data: no id yet\n\n"], "cut") : Scripted.events(request, ["id: 9\ndata: other\n\n"])
+      )
+      const { events, exit } = yield* run(server, { resumeWith: "get" }, post)
+      expect(events.map((e) => e.data)).toEqual(["no id yet"])
+      expect(failureOf(exit)).toMatchObject({ _tag: "SseStreamDropped", lastEventId: undefined, reason: "transport" })
+      expect(server.requests.length).toBe(1)
+    }))
+
+  it.effect("a transient status to the POST itself is a drop (the server may have run it): status and Retry-After, not re-sent", () =>
+    Effect.gen(function*() {
+      for (const options of [{}, { resumeWith: "get" as const }]) {
+        const server = Scripted.make((_request, n) =>
+          n === 1 ? Scripted.status(503, { "retry-after": "30" }) : Scripted.status(204)
+        )
+        const { exit } = yield* run(server, options, post)
+        const error = failureOf(exit) as SseClient.SseStreamDropped
+        expect(error).toMatchObject({ _tag: "SseStreamDropped", method: "POST", reason: "status", status: 503, lastEventId: undefined })
+        expect(Duration.toMillis(error.retryAfter!)).toBe(30_000)
+        expect(error.message).toContain("the server answered HTTP 503")
+        expect(server.requests.length).toBe(1)
+      }
+    }))
+
+  it.effect("a transient status to the resuming GET is retried like any GET's", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        if (n === 1) return Scripted.events(request, ["id: 1\ndata: a\n\n"], "cut")
+        if (n === 2) return Scripted.status(503)
+        return Scripted.events(request, ["id: 2\ndata: b\n\n"])
+      })
+      const { exit, ids } = yield* run(server, { resumeWith: "get" }, post)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["1", "2"])
+      expect(methods(server)).toEqual(["POST", "GET", "GET"])
+      expect(lastEventIds(server)).toEqual([undefined, "1", "1"])
+    }))
+
+  it.effect("started from a resume point with resumeWith, the stream resumes at once: the POST is not sent", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request) => Scripted.events(request, ["id: 10\ndata: rest\n\n"]))
+      const { exit, ids } = yield* run(server, { resumeWith: "get", lastEventId: "9" }, post)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["10"])
+      expect(methods(server)).toEqual(["GET"])
+      expect(lastEventIds(server)).toEqual(["9"])
+    }))
+})
+
+describe("SseClient reconnectNow", () => {
+  /** `count` reconnect requests, one every second of virtual time. */
+  const everySecond = (count: number) => Stream.repeatEffect(Effect.sleep("1 second")).pipe(Stream.take(count))
+
+  it.effect("ends the attempt at once and reconnects from the resume point: no backoff, no budget spent", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        // The first body delivers; the second only replays; the third request is never answered.
+        if (n <= 2) return Scripted.events(request, ["id: 1\ndata: a\n\n"], "hang")
+        return n === 3 ? Effect.never : Scripted.status(204)
+      })
+      const seen: Array<unknown> = []
+      const { exit, ids } = yield* run(server, {
+        // A budget of one failure: any requested reconnect that spent it would end the stream.
+        maxAttempts: 1,
+        reconnectNow: everySecond(3),
+        onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && seen.push([s.reason, s.delayMillis]))
+      })
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["1"])
+      expect(server.requests.map((r) => r.at)).toEqual([0, 1_000, 2_000, 3_000])
+      expect(lastEventIds(server)).toEqual([undefined, "1", "1", "1"])
+      expect(seen).toEqual(Array(3).fill(["requested", 0]))
+      // Each ended attempt's request was aborted, the one never answered too.
+      expect(server.requests.slice(0, 3).map((r) => r.signal.aborted)).toEqual([true, true, true])
+    }))
+
+  it.effect("a requested attempt that delivered a new event still refills the budget", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) => {
+        if (n === 2) return Scripted.events(request, ["id: 1\ndata: a\n\n"], "hang")
+        return Scripted.status(n === 4 ? 204 : 503)
+      })
+      const { exit, ids } = yield* run(server, { maxAttempts: 2, reconnectNow: everySecond(1) })
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(ids).toEqual(["1"])
+      expect(server.requests.length).toBe(4)
+    }))
+
+  it.effect("a request during the wait after a failed attempt cuts the wait short", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((_request, n) => n === 1 ? Scripted.status(503, { "retry-after": "60" }) : Scripted.status(204))
+      const { exit } = yield* run(server, { reconnectNow: everySecond(1) })
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(gaps(server)).toEqual([1_000])
+    }))
+
+  it.effect("on a POST: SseStreamDropped (reason requested) without resumeWith; resumed by GET with it", () =>
+    Effect.gen(function*() {
+      const handler: Scripted.Handler = (request, n) =>
+        n === 1
+          ? Scripted.events(request, ["id: 1\ndata: a\n\n"], "hang")
+          : n === 2
+          ? Scripted.events(request, ["id: 2\ndata: b\n\n"])
+          : Scripted.status(204)
+      const post = HttpClientRequest.post(url)
+      const dropped = Scripted.make(handler)
+      const first = yield* run(dropped, { reconnectNow: everySecond(1) }, post)
+      expect(first.ids).toEqual(["1"])
+      expect(failureOf(first.exit)).toMatchObject({ _tag: "SseStreamDropped", reason: "requested", lastEventId: "1", method: "POST" })
+      expect(dropped.requests.length).toBe(1)
+      expect(dropped.requests[0]!.signal.aborted).toBe(true)
+      const resumed = Scripted.make(handler)
+      const second = yield* run(resumed, { reconnectNow: everySecond(1), resumeWith: "get" }, post)
+      expect(Exit.isSuccess(second.exit)).toBe(true)
+      expect(second.ids).toEqual(["1", "2"])
+      expect(resumed.requests.map((r) => [r.request.method, r.headers["last-event-id"]])).toEqual([
+        ["POST", undefined],
+        ["GET", "1"]
+      ])
+      expect(gaps(resumed)).toEqual([1_000])
+    }))
+
+  it.effect("ending the stream stops listening to reconnectNow", () =>
+    Effect.gen(function*() {
+      let listening = false
+      const reconnectNow = Stream.never.pipe(
+        Stream.onStart(Effect.sync(() => void (listening = true))),
+        Stream.ensuring(Effect.sync(() => void (listening = false)))
+      )
+      const server = Scripted.make((request) => Scripted.events(request, ["id: 1\ndata: a\n\n"], "hang"))
+      let listeningDuring = false
+      const exit = yield* runToEnd(
+        SseClient.stream(HttpClientRequest.get(url), { reconnectNow }).pipe(
+          Stream.tap(() => Effect.sync(() => void (listeningDuring = listening))),
+          Stream.take(1),
+          Stream.runDrain,
+          Effect.provide(server.layer)
+        )
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(listeningDuring).toBe(true)
+      expect(listening).toBe(false)
+      expect(server.requests[0]!.signal.aborted).toBe(true)
     }))
 })

@@ -60,6 +60,7 @@ export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   // Not an event stream the client can read, like a wrong content type.
   SseContentEncodingError: ExitCode.contentType,
   SseRetriesExhausted: ExitCode.unreachable,
+  SseStreamDropped: ExitCode.unreachable,
   StoreUnavailable: ExitCode.store,
   // The server broke the protocol: an event past maxEventBytes, an id no header can resume from.
   SseEventTooLarge: ExitCode.protocol,

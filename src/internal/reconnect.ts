@@ -7,10 +7,11 @@ import { Data, Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals }
 
 /**
  * Why a connection ended: the server closed the body, the transport failed
- * (refused, reset, cut mid-body), no byte arrived within `idleTimeout`, or the
- * server answered a transient status (408, 429, 500, 502, 503, 504).
+ * (refused, reset, cut mid-body), no byte arrived within `idleTimeout`, the
+ * server answered a transient status (408, 429, 500, 502, 503, 504), or the
+ * caller asked for a reconnect (`reconnectNow`).
  */
-export type ReconnectReason = "closed" | "transport" | "idle" | "status"
+export type ReconnectReason = "closed" | "transport" | "idle" | "status" | "requested"
 
 /** One ended attempt, as the reconnect schedule sees it. */
 export interface Reconnect {
@@ -94,8 +95,7 @@ export class RetryBudget {
   /** Spends the budget for `ended`; the schedule's delay in ms, or exhaustion. */
   next(ended: Reconnect, delivered: boolean, now: number): Effect.Effect<number, SseRetriesExhausted> {
     if (delivered) {
-      this.failures = 0
-      this.state = this.schedule.initial
+      this.refill()
     } else if (++this.failures >= this.maxAttempts) {
       return Effect.fail(new SseRetriesExhausted({ attempts: this.failures, last: ended }))
     }
@@ -106,5 +106,18 @@ export class RetryBudget {
       this.state = next
       return Effect.succeed(ScheduleIntervals.start(decision.intervals) - now)
     })
+  }
+
+  /**
+   * A reconnect the caller asked for (`reconnectNow`) is not a failure: it spends
+   * no attempt and does not step the schedule; a new event still refills.
+   */
+  requested(delivered: boolean): void {
+    if (delivered) this.refill()
+  }
+
+  private refill(): void {
+    this.failures = 0
+    this.state = this.schedule.initial
   }
 }

@@ -66,8 +66,8 @@ export interface FollowOptions<E, R> {
 
 /** Credentials meant for one origin; fetch and undici drop them when a redirect leaves it. */
 const originBoundHeaders = ["authorization", "proxy-authorization", "cookie", "host"]
-/** Fetch's request-body-header names, dropped with the body when a redirect turns the request into a GET. */
-const bodyHeaders = ["content-encoding", "content-language", "content-location", "content-type", "content-length"]
+/** Fetch's request-body-header names, dropped with the body when a request turns into a GET. */
+export const bodyHeaders = ["content-encoding", "content-language", "content-location", "content-type", "content-length"]
 
 const urlOf = (request: HttpClientRequest.HttpClientRequest): string =>
   Either.match(UrlParams.makeUrl(request.url, request.urlParams, request.hash), {
