@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { type CliError, ExitCode, outcome, UsageError } from "../src/cli/Cli.js"
 import * as DemoServer from "../src/cli/DemoServer.js"
 import * as Tail from "../src/cli/Tail.js"
+import * as CursorStore from "../src/CursorStore.js"
 import { TrackerOptionsError } from "../src/EventTracker.js"
 import { SseEventTooLarge } from "../src/Sse.js"
 import * as SseClient from "../src/SseClient.js"
@@ -94,6 +95,8 @@ describe("Cli.outcome", () => {
     SseContentTypeError: [new SseClient.SseContentTypeError({ contentType: "text/html", url }), 4],
     SseContentEncodingError: [new SseClient.SseContentEncodingError({ encoding: "br", url, reason: "unsupported" }), 4],
     SseRetriesExhausted: [new SseClient.SseRetriesExhausted({ attempts: 3, last: { reason: "transport", attempt: 3 } }), 5],
+    SessionBusy: [new CursorStore.SessionBusy({ sessionId: "s", owner: "host/1", expiresInMillis: 900 }), 8],
+    SessionLost: [new CursorStore.SessionLost({ sessionId: "s", epoch: 3, reason: "taken" }), 8],
     SseStreamDropped: [new SseClient.SseStreamDropped({ method: "POST", url, lastEventId: "7", reason: "transport" }), 5],
     StoreUnavailable: [new Tail.StoreUnavailable({ store: "c.db", cause: new Error("SQLITE_CORRUPT") }), 6],
     SseEventTooLarge: [new SseEventTooLarge({ maxEventBytes: 1024, afterEventId: "7" }), 7],
@@ -126,7 +129,7 @@ describe("Cli.outcome", () => {
   })
 
   it("the exit codes are the documented ones", () => {
-    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, http: 3, contentType: 4, unreachable: 5, store: 6, protocol: 7 })
+    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, http: 3, contentType: 4, unreachable: 5, store: 6, protocol: 7, owned: 8 })
   })
 })
 
@@ -162,6 +165,38 @@ describe("sse-resume CLI (spawned)", () => {
       // The server was asked to resume, and replayed some, which were dropped.
       expect(server.requests).toContain(String(cursor))
       expect(storedCursor(second.stderr())).toBe(secondIds.at(-1))
+    }), 60_000)
+
+  it.scopedLive("a second tail on a held session exits 8 naming the owner; with --wait it takes over right after the first's stored cursor", () =>
+    Effect.gen(function*() {
+      const server = yield* DemoServer.make({ eventsPerSecond: 1_000 })
+      const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "cursors.db")
+      const args = ["tail", server.url, "--session", "shared", "--store", store]
+      const env = { SSE_OWNER_POLL_INTERVAL: "50 millis" }
+      const first = cli(args, env)
+      yield* Effect.promise(() => waitFor(() => first.lines.length >= 100, 20_000))
+
+      const busy = cli(args, env)
+      expect(yield* Effect.promise(() => busy.exit)).toBe(ExitCode.owned)
+      expect(busy.stderr()).toMatch(/^sse-resume: session "shared" is held by \S+\/\d+ /m)
+      expect(busy.lines).toEqual([])
+
+      const waiting = cli([...args, "--wait", "--max-events", "100"], env)
+      yield* Effect.promise(() => waitFor(() => waiting.stderr().includes("waiting: session \"shared\" is held by"), 20_000))
+      const printed = first.lines.length
+      yield* Effect.promise(() => waitFor(() => first.lines.length >= printed + 100, 20_000))
+      // Only the owner prints.
+      expect(waiting.lines).toEqual([])
+      first.child.kill("SIGTERM")
+      expect(yield* Effect.promise(() => first.exit)).toBe(ExitCode.ok)
+      const cursor = storedCursor(first.stderr())
+      expect(yield* Effect.promise(() => waiting.exit)).toBe(ExitCode.ok)
+      const taken = ids(waiting.lines)
+      // Nothing handled twice, nothing lost: the second starts right after what the first stored and printed.
+      expect(ids(first.lines).at(-1)).toBe(cursor)
+      expect(taken[0]).toBe(cursor + 1)
+      expect(consecutive(taken)).toBe(true)
+      expect(taken).toHaveLength(100)
     }), 60_000)
 
   const expectOneLineError = (run: Run, code: number, pattern: RegExp) =>

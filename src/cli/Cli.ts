@@ -22,7 +22,8 @@ export const ExitCode = {
   contentType: 4,
   unreachable: 5,
   store: 6,
-  protocol: 7
+  protocol: 7,
+  owned: 8
 } as const
 
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
@@ -62,6 +63,9 @@ export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   SseRetriesExhausted: ExitCode.unreachable,
   SseStreamDropped: ExitCode.unreachable,
   StoreUnavailable: ExitCode.store,
+  // Another process holds the session, or took it from this one.
+  SessionBusy: ExitCode.owned,
+  SessionLost: ExitCode.owned,
   // The server broke the protocol: an event past maxEventBytes, an id no header can resume from.
   SseEventTooLarge: ExitCode.protocol,
   SseResumeIdError: ExitCode.protocol,
@@ -146,6 +150,8 @@ export const statusPrinter = (stream: NodeJS.WriteStream = process.stderr) => {
     })
   return (status: Tail.Status): Effect.Effect<void> => {
     switch (status._tag) {
+      case "Waiting":
+        return say(`waiting: ${status.busy.message}`)
       case "Resuming":
         return say(Option.match(status.lastEventId, {
           onNone: () => "starting from the beginning (no stored cursor)",
@@ -247,6 +253,12 @@ const tail = Command.make("tail", {
         "data, the event's data alone, for jq on JSON messages (default: json)"
     )
   ),
+  wait: Options.boolean("wait").pipe(
+    Options.withDescription(
+      "While another process holds the session (same --session and store), wait for it to stop instead of " +
+        "exiting with code 8 (default: off)"
+    )
+  ),
   maxEvents: Options.integer("max-events").pipe(
     Options.optional,
     Options.withDescription("Stop after N new events (default: never)")
@@ -284,6 +296,7 @@ const tail = Command.make("tail", {
       format: args.format,
       client: Option.match(args.resumeWith, { onNone: () => ({}), onSome: (resumeWith) => ({ resumeWith }) }),
       maxEvents: Option.getOrUndefined(args.maxEvents),
+      wait: args.wait,
       idleTimeout: Option.getOrUndefined(Option.map(args.idleTimeout, Duration.seconds)),
       write: stdoutWriter(),
       report

@@ -33,6 +33,8 @@ export interface Options {
   readonly format?: Format
   /** Stop after this many new events. */
   readonly maxEvents?: number
+  /** While another process holds the session, wait for it instead of failing with `SessionBusy`. */
+  readonly wait?: boolean
   readonly idleTimeout?: Duration.DurationInput
   /** Client options beyond these (backoff, attempts, limits); default from `SseClient.config`. */
   readonly client?: Omit<SseClient.Options, "tracker" | "headers" | "idleTimeout" | "onConnection">
@@ -47,6 +49,7 @@ export interface Options {
 export type Format = "json" | "data"
 
 export type Status =
+  | { readonly _tag: "Waiting"; readonly busy: CursorStore.SessionBusy }
   | { readonly _tag: "Resuming"; readonly lastEventId: Option.Option<string> }
   | ({ readonly _tag: "Connection" } & SseClient.ConnectionStatus)
   | { readonly _tag: "Progress"; readonly counts: Counts; readonly eventsPerSecond: number }
@@ -83,7 +86,12 @@ export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{ readonly 
   }
 }
 
-export type TailError = SseClient.SseClientError | StoreUnavailable | InvalidConfig
+export type TailError =
+  | SseClient.SseClientError
+  | StoreUnavailable
+  | InvalidConfig
+  | CursorStore.SessionBusy
+  | CursorStore.SessionLost
 
 const describeStore = (store: Store) =>
   store._tag === "sqlite" ? store.filename : store._tag === "pg" ? "PostgreSQL" : "memory"
@@ -214,6 +222,19 @@ const deliver = (
   )
 }
 
+/** Takes the session; told to wait, says whom it waits for first. */
+const hold = (
+  manager: SessionManager.SessionManager["Type"],
+  options: Options,
+  report: (status: Status) => Effect.Effect<void>
+) =>
+  manager.hold(options.session).pipe(
+    Effect.catchTag("SessionBusy", (busy) =>
+      options.wait === true
+        ? Effect.zipRight(report({ _tag: "Waiting", busy }), manager.hold(options.session, { wait: true }))
+        : Effect.fail(busy))
+  )
+
 /**
  * Tails until `maxEvents`, a 204, a fatal error or interruption; in every case the
  * session's cursor is written before it returns (by the worker's drain).
@@ -227,8 +248,14 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     const store = Context.get(context, CursorStore.CursorStore)
     const storeError = unavailable(options.store)
 
-    // Held, so a feed that goes quiet for longer than the idle TTL is not evicted under us.
-    const session = yield* manager.hold(options.session).pipe(Effect.mapError(storeError))
+    // Held: this process owns the session (exclusive across processes sharing the
+    // store), and a feed that goes quiet for longer than the idle TTL is not evicted.
+    const session = yield* hold(manager, options, report).pipe(
+      Effect.catchTags({
+        SessionLimitError: (cause) => Effect.fail(storeError(cause)),
+        CursorStoreError: (cause) => Effect.fail(storeError(cause))
+      })
+    )
     const resumedFrom = yield* session.tracker.lastEventId
     yield* report({ _tag: "Resuming", lastEventId: resumedFrom })
 
@@ -253,16 +280,15 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
       yield* manager.close(options.session)
       const storedCursor = yield* store.load(options.session)
       return { ...(yield* account.counts), resumedFrom, storedCursor }
-    }).pipe(Effect.mapError(storeError))
+    }).pipe(Effect.mapError((error) => error._tag === "SessionLost" ? error : storeError(error)))
     const { shutdownTimeout } = env.worker
 
     yield* (options.maxEvents === undefined ? events : Stream.take(events, options.maxEvents)).pipe(
+      // Another owner took the session (our lease lapsed): stop printing at once.
+      Stream.interruptWhen(session.lost),
       Stream.runForEachChunk(deliver(options, session, account)),
-      // The store refuses this session's cursor (worker closed, or another owner took the session).
-      Effect.catchTags({
-        PersistenceClosedError: (cause) => Effect.fail(storeError(cause)),
-        SessionLost: (cause) => Effect.fail(storeError(cause))
-      }),
+      // The store refuses this session's cursor: the worker is closed.
+      Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
       // Stopped by a signal: the cursor is still stored, and said so. Bounded like
       // the worker's own drain, so a hung store cannot hold the exit.
       Effect.onInterrupt(() =>
