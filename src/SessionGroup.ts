@@ -6,7 +6,7 @@
  * whose instance died is claimed again once its lease expires: failover takes at
  * most `leaseTtl` plus one `claimInterval`.
  */
-import { Cause, Config, Data, Duration, Effect } from "effect"
+import { Cause, Config, Data, Deferred, Duration, Effect, Exit } from "effect"
 import { SessionBusy } from "./CursorStore.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import { type Session, SessionManager } from "./SessionManager.js"
@@ -69,28 +69,34 @@ export const run = <E, R>(
     const running = new Set<string>()
     const done = new Set<string>()
 
-    const runOne = (sessionId: string) =>
-      Effect.scoped(Effect.flatMap(manager.hold(sessionId), (session) => Effect.raceFirst(handler(session), session.lost)))
-        .pipe(
-          Effect.tap(() => void done.add(sessionId)),
-          Effect.catchIf((error) => error instanceof SessionBusy, () => Effect.void),
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("SessionGroup: session released", cause).pipe(
-              Effect.annotateLogs({ sessionId })
-            )
-          ),
-          Effect.ensuring(Effect.sync(() => running.delete(sessionId)))
-        )
+    /** Holds the session and runs the handler; `claimed` says at once whether the hold was had. */
+    const runOne = (sessionId: string, claimed: Deferred.Deferred<boolean>) =>
+      Effect.scoped(Effect.flatMap(
+        manager.hold(sessionId).pipe(Effect.onExit((exit) => Deferred.succeed(claimed, Exit.isSuccess(exit)))),
+        (session) => Effect.raceFirst(handler(session), session.lost)
+      )).pipe(
+        Effect.tap(() => void done.add(sessionId)),
+        Effect.catchIf((error) => error instanceof SessionBusy, () => Effect.void),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("SessionGroup: session released", cause).pipe(
+            Effect.annotateLogs({ sessionId })
+          )
+        ),
+        Effect.ensuring(Effect.sync(() => running.delete(sessionId)))
+      )
 
-    const claim = Effect.suspend(() => {
-      const claims: Array<Effect.Effect<unknown, never, R>> = []
+    // One hold at a time, so a busy session frees its slot for the next id in the
+    // same pass: counting busy ones against maxOwned made the first maxOwned ids,
+    // held elsewhere, hide all the others from this instance forever.
+    const claim = Effect.gen(function*() {
       for (const sessionId of ids) {
-        if (running.size >= settings.maxOwned) break
+        if (running.size >= settings.maxOwned) return
         if (running.has(sessionId) || done.has(sessionId)) continue
         running.add(sessionId)
-        claims.push(Effect.fork(runOne(sessionId)))
+        const claimed = yield* Deferred.make<boolean>()
+        yield* Effect.fork(runOne(sessionId, claimed))
+        if (!(yield* Deferred.await(claimed))) running.delete(sessionId)
       }
-      return Effect.all(claims, { discard: true })
     })
     return yield* Effect.forever(Effect.zipRight(claim, Effect.sleep(settings.claimInterval)))
   })

@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, ManagedRuntime, Option } from "effect"
 import { CursorStore } from "../src/CursorStore.js"
 import * as PgCursorStore from "../src/PgCursorStore.js"
+import { ownerChildBundle } from "./support/cliBundle.js"
 import { notePgSkip, pgUrl, runId } from "./support/stores.js"
 
-const child = join(import.meta.dirname, "support", "ownerChild.ts")
+const child = ownerChildBundle
 const leaseMillis = 1_500
 const claimMillis = 100
 
@@ -65,7 +66,7 @@ interface Instance {
 }
 
 const start = (args: ReadonlyArray<string>): Instance => {
-  const proc = spawn(process.execPath, ["--import", "tsx", child, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  const proc = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "pipe"] })
   const lines: Array<Line> = []
   let out = ""
   let onFirst: () => void = () => {}

@@ -12,3 +12,5 @@ const dir = join(import.meta.dirname, "..", "..", "node_modules", ".cache", "sse
 export const cliBundle = join(dir, "main.mjs")
 /** The crash test's child (test/support/crashChild.ts). */
 export const crashChildBundle = join(dir, "crashChild.mjs")
+/** The ownership tests' instance (test/support/ownerChild.ts). */
+export const ownerChildBundle = join(dir, "ownerChild.mjs")
