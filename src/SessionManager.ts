@@ -153,9 +153,13 @@ class SessionState {
   lease: Lease | undefined = undefined
   /** Set once the lease is lost; the session is forgotten and every new event fails with it. */
   lost: SessionLost | undefined = undefined
-  readonly lostSignal = Deferred.unsafeMake<never, SessionLost>(FiberId.none)
-  /** One ownership change at a time: holds in this process share one lease. */
-  readonly owning = Effect.unsafeMakeSemaphore(1)
+  // The next two are made when first needed: a Deferred costs ~700 bytes and a
+  // semaphore ~550 (its bound members), while most of the 10,000s of open sessions
+  // are never held nor awaited (an idle session must stay under 2 KB).
+  /** Completed by `lose`; made by the first wait on `session.lost`. */
+  lostSignal: Deferred.Deferred<never, SessionLost> | undefined = undefined
+  /** One ownership change at a time: holds in this process share one lease. Made by the first hold. */
+  owning: Effect.Semaphore | undefined = undefined
   constructor(
     public seq: number,
     /** The `seq` already in the store; nothing to flush while `seq` equals it. */
@@ -163,6 +167,33 @@ class SessionState {
     public lastEventId: string | undefined,
     public lastActive: number
   ) {}
+}
+
+/**
+ * The caller's `Session`: its Effects are made on each read by prototype getters,
+ * not stored, since three stored Effects and their closures cost ~450 bytes per
+ * idle session.
+ */
+class SessionView implements Session {
+  constructor(
+    readonly sessionId: string,
+    readonly tracker: EventTracker.EventTracker<PersistenceClosedError | SessionLost>,
+    private readonly state: SessionState
+  ) {}
+
+  get seq(): Effect.Effect<number> {
+    return Effect.sync(() => this.state.seq)
+  }
+  get epoch(): Effect.Effect<Option.Option<number>> {
+    return Effect.sync(() => Option.fromNullable(this.state.lease?.epoch))
+  }
+  get lost(): Effect.Effect<never, SessionLost> {
+    return Effect.suspend(() => {
+      const { state } = this
+      if (state.lost !== undefined) return Effect.fail(state.lost)
+      return Deferred.await(state.lostSignal ??= Deferred.unsafeMake<never, SessionLost>(FiberId.none))
+    })
+  }
 }
 
 interface OpenSession {
@@ -253,14 +284,7 @@ class Manager {
       if (stored !== undefined) {
         yield* tracker.restore({ lastEventId: Option.some(stored.lastEventId), recentIds: stored.recentIds ?? [] })
       }
-      const session: Session = {
-        sessionId,
-        tracker,
-        seq: Effect.sync(() => state.seq),
-        epoch: Effect.sync(() => Option.fromNullable(state.lease?.epoch)),
-        lost: Deferred.await(state.lostSignal)
-      }
-      return { session, state }
+      return { session: new SessionView(sessionId, tracker, state), state }
     })
   }
 
@@ -331,6 +355,7 @@ class Manager {
     wait: boolean
   ): Effect.Effect<void, SessionBusy | SessionLost | CursorStoreError> {
     const { state } = open
+    state.owning ??= Effect.unsafeMakeSemaphore(1)
     return state.owning.withPermits(1)(Effect.suspend((): Effect.Effect<
       void,
       SessionBusy | SessionLost | CursorStoreError
@@ -382,7 +407,7 @@ class Manager {
     this.keeper.forget(state.lease)
     state.lease = undefined
     state.lost = lost
-    Deferred.unsafeDone(state.lostSignal, Exit.fail(lost))
+    if (state.lostSignal !== undefined) Deferred.unsafeDone(state.lostSignal, Exit.fail(lost))
     if (this.sessions.get(sessionId)?.state === state) this.sessions.delete(sessionId)
   }
 
