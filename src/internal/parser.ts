@@ -133,8 +133,6 @@ export class Parser {
   private valueStart = 0
 
   // --- Within one chunk: the decoded segment values are sliced from ---
-  /** Where the chunk's last complete line ends; -1 until needed. */
-  private linesEnd = -1
   private segmentStart = 0
   private segmentEnd = -1
   private segmentText: string | undefined = undefined
@@ -157,11 +155,17 @@ export class Parser {
   }
 
   push(chunk: Chunk.Chunk<Uint8Array>): Array<SseEvent> {
-    const pieces = Chunk.toReadonlyArray(chunk)
-    for (let i = 0; i < pieces.length && this.error === undefined; i++) {
-      this.linesEnd = -1
+    // A network read is one piece: no array made for it (each allocation per
+    // chunk shows on small chunks, where the stream's own garbage is large).
+    if (chunk.length === 1) {
       this.segmentEnd = -1
-      this.feed(pieces[i]!)
+      this.feed(Chunk.unsafeGet(chunk, 0))
+    } else {
+      const pieces = Chunk.toReadonlyArray(chunk)
+      for (let i = 0; i < pieces.length && this.error === undefined; i++) {
+        this.segmentEnd = -1
+        this.feed(pieces[i]!)
+      }
     }
     this.segmentText = undefined
     return this.take()
@@ -290,6 +294,7 @@ export class Parser {
    * known name is at most 5 bytes, so its colon is within the first 6.
    */
   private fieldOf(buf: Uint8Array, start: number, end: number, complete: boolean): number {
+    if (complete) return this.fieldOfLine(buf, start, end)
     const stop = Math.min(end, start + 6)
     let colon = start
     while (colon < stop && buf[colon] !== COLON) colon++
@@ -308,6 +313,54 @@ export class Parser {
       default:
         return IGNORED
     }
+  }
+
+  /**
+   * `fieldOf` for a whole line: its first byte names the only field it can
+   * be, so one comparison run decides, with no search for the colon.
+   */
+  private fieldOfLine(buf: Uint8Array, start: number, end: number): number {
+    const length = end - start
+    let field = IGNORED
+    let colon = start
+    switch (buf[start]) {
+      case 100: // data
+        if (length >= 4 && buf[start + 1] === 97 && buf[start + 2] === 116 && buf[start + 3] === 97) {
+          field = DATA
+          colon = start + 4
+        }
+        break
+      case 101: // event
+        if (
+          length >= 5 && buf[start + 1] === 118 && buf[start + 2] === 101 && buf[start + 3] === 110 &&
+          buf[start + 4] === 116
+        ) {
+          field = EVENT
+          colon = start + 5
+        }
+        break
+      case 105: // id
+        if (length >= 2 && buf[start + 1] === 100) {
+          field = ID
+          colon = start + 2
+        }
+        break
+      case 114: // retry
+        if (
+          length >= 5 && buf[start + 1] === 101 && buf[start + 2] === 116 && buf[start + 3] === 114 &&
+          buf[start + 4] === 121
+        ) {
+          field = RETRY
+          colon = start + 5
+        }
+        break
+    }
+    if (field === IGNORED) return IGNORED
+    // A name alone on its line sets the field to ""; a longer name is another field.
+    if (colon === end) this.valueStart = end
+    else if (buf[colon] !== COLON) return IGNORED
+    else this.valueStart = colon + 1 < end && buf[colon + 1] === SPACE ? colon + 2 : colon + 1
+    return field
   }
 
   /** Whether a value of this length for `field` would take the block past the limit. */
@@ -374,12 +427,19 @@ export class Parser {
       : this.segmentText.slice(start - this.segmentStart, end - this.segmentStart)
   }
 
-  /** Decodes from `start` to the first line end past SEGMENT_BYTES (at least to `end`). */
+  /**
+   * Decodes from `start` about SEGMENT_BYTES (at least to `end`), stopping
+   * before an ASCII byte or at the chunk's end. A cut before an ASCII byte
+   * never changes what the decoder makes of the bytes before it; a character
+   * cut by the chunk's end only changes the unfinished line after the last
+   * line end, which is never sliced from here. A view, not `subarray`: on a
+   * Node Buffer that builds a Buffer through its species constructor.
+   */
   private decodeSegment(buf: Uint8Array, start: number, end: number): void {
-    if (this.linesEnd === -1) this.linesEnd = Math.max(buf.lastIndexOf(LF), buf.lastIndexOf(CR))
-    let stop = Math.min(Math.max(end, start + SEGMENT_BYTES), this.linesEnd)
-    while (buf[stop] !== LF && buf[stop] !== CR) stop++
-    const text = this.decoder.decode(buf.subarray(start, stop))
+    const length = buf.length
+    let stop = Math.min(Math.max(end, start + SEGMENT_BYTES), length)
+    while (stop < length && buf[stop]! >= 0x80) stop++
+    const text = this.decoder.decode(new Uint8Array(buf.buffer, buf.byteOffset + start, stop - start))
     this.segmentStart = start
     this.segmentEnd = stop
     // As many UTF-16 units as bytes only if every byte became one unit in place
