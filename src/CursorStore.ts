@@ -12,6 +12,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Data, Effect, Layer, Option, Schema } from "effect"
+import { makeCommit } from "./internal/sqlCommit.js"
 import { createOwnersTable, lockEpochs, makeLeases } from "./internal/sqlLeases.js"
 
 /** A store could not be opened, read or written; `message` is one line naming the underlying reason. */
@@ -113,6 +114,51 @@ export class SessionLost extends Data.TaggedError("SessionLost")<{
     return `session "${this.sessionId}" lost (epoch ${this.epoch}, ${this.reason}): another owner may hold it`
   }
 }
+
+/**
+ * A chunk's cursor was not committed: the stored `seq` is no longer `previousSeq`, so
+ * another writer (a concurrent commit of the same session, or the PersistenceWorker)
+ * moved it after this process read it. Nothing of the transaction was kept.
+ */
+export class CursorConflict extends Data.TaggedError("CursorConflict")<{
+  readonly sessionId: string
+  readonly previousSeq: number
+}> {
+  override get message() {
+    return `session "${this.sessionId}": the stored cursor moved past seq ${this.previousSeq} meanwhile; nothing committed`
+  }
+}
+
+/** What one transaction writes for a session besides the caller's own statements. */
+export interface CursorCommit {
+  readonly sessionId: string
+  /** The writer's lease epoch, checked (and locked) in the transaction; none for an unowned session. */
+  readonly epoch: number | undefined
+  /** The stored `seq` the cursor must still have for the write to happen. */
+  readonly previousSeq: number
+  /** The cursor after the chunk; none when the chunk carries no new id. */
+  readonly cursor: Cursor | undefined
+}
+
+/**
+ * The SQL store's transactions, for consumers whose own writes go to the store's
+ * database: their statements and the cursor commit together or not at all.
+ */
+export class CursorTransactions extends Context.Tag("effect-sse-resume/CursorTransactions")<CursorTransactions, {
+  /** The store's client as given to `layerSql`: statements through it inside `commit` join its transaction. */
+  readonly sql: SqlClient.SqlClient
+  /**
+   * Runs `work`, then writes the cursor, in one `sql.withTransaction`: refused with
+   * `SessionLost` ("fenced") if `epoch` is no longer the session's, `CursorConflict`
+   * if the stored `seq` is no longer `previousSeq`. Any failure, `work`'s included,
+   * rolls everything back; `work`'s own failures and defects come out unchanged.
+   * Not to be nested in another transaction: its commit would then be the outer one's.
+   */
+  readonly commit: <E, R>(
+    request: CursorCommit,
+    work: Effect.Effect<void, E, R>
+  ) => Effect.Effect<void, E | SessionLost | CursorConflict | CursorStoreError, R>
+}>() {}
 
 export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<CursorStore, {
   /** The newest stored cursor of a session, if any. */
@@ -225,7 +271,8 @@ const rowsPerStatement = 500
 
 const noneLost: ReadonlyArray<SessionLost> = []
 
-const toRow = (cursor: Cursor) => ({
+/** @internal A cursor as its row; shared with the transactional commit. */
+export const toRow = (cursor: Cursor) => ({
   session_id: cursor.sessionId,
   last_event_id: cursor.lastEventId,
   seq: cursor.seq,
@@ -301,12 +348,15 @@ const makeCursors = (sql: SqlClient.SqlClient) => {
   return { load, saveAll, remove }
 }
 
-/** A store on any `@effect/sql` client; creates its tables on first use of the layer. */
-export const layerSql: Layer.Layer<CursorStore, CursorStoreError, SqlClient.SqlClient> = Layer.effect(
-  CursorStore,
-  Effect.gen(function*() {
+/**
+ * A store on any `@effect/sql` client, with its transactions for exactly-once
+ * consumers; creates its tables on first use of the layer.
+ */
+export const layerSql: Layer.Layer<CursorStore | CursorTransactions, CursorStoreError, SqlClient.SqlClient> = Layer
+  .effectContext(Effect.gen(function*() {
+    const client = yield* SqlClient.SqlClient
     // Raw names: the queries use snake_case columns whatever the user's transforms.
-    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const sql = client.withoutTransforms()
     // Two instances starting at once can race on pg's catalog; a second try sees the table.
     yield* sql`CREATE TABLE IF NOT EXISTS sse_resume_cursors (
       session_id TEXT PRIMARY KEY,
@@ -315,6 +365,7 @@ export const layerSql: Layer.Layer<CursorStore, CursorStoreError, SqlClient.SqlC
       recent_ids TEXT,
       updated_at BIGINT NOT NULL
     )`.pipe(Effect.zipRight(createOwnersTable(sql)), Effect.retry({ times: 2 }), mapStoreFailure("open"))
-    return CursorStore.of({ ...makeCursors(sql), ...makeLeases(sql) })
-  })
-)
+    return Context.make(CursorStore, CursorStore.of({ ...makeCursors(sql), ...makeLeases(sql) })).pipe(
+      Context.add(CursorTransactions, CursorTransactions.of({ sql: client, commit: makeCommit(sql) }))
+    )
+  }))
