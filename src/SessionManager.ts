@@ -11,16 +11,18 @@ import { type Clock, Config, Context, Data, Deferred, Duration, Effect, Exit, Fi
 import type { ConfigError } from "effect/ConfigError"
 import {
   type Cursor,
+  type CursorCommit,
   CursorStore,
   type CursorStoreError,
   type Lease,
   type SessionBusy,
-  type SessionLost
+  SessionLost
 } from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
 import * as SessionOwnership from "./SessionOwnership.js"
+import type { SseEvent } from "./SseEvent.js"
 
 // --- Settings ---
 
@@ -138,7 +140,25 @@ export class SessionManager extends Context.Tag("effect-sse-resume/SessionManage
   readonly close: (sessionId: string) => Effect.Effect<void, CursorStoreError | SessionLost>
   /** How many sessions are open. */
   readonly size: Effect.Effect<number>
+  /**
+   * For consumers that commit the cursor with their own writes (`ExactlyOnce`): works
+   * out what `events` add to the session (the events new to its tracker, and the
+   * cursor after them), runs `commit` with that, and only once it succeeds moves
+   * the session's tracker and `seq` to that cursor, with no PersistenceWorker write.
+   * A failed `commit` leaves the session as it was. `SessionLost` once the session is lost.
+   */
+  readonly commitChunk: <E, R>(
+    session: Session,
+    events: Iterable<SseEvent>,
+    commit: (chunk: ChunkCommit) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<void, E | SessionLost, R>
 }>() {}
+
+/** What a chunk adds to a session, for `commitChunk`'s caller to commit. */
+export interface ChunkCommit extends CursorCommit {
+  /** The chunk's events new to the session, in order, events without an id included. */
+  readonly events: ReadonlyArray<SseEvent>
+}
 
 // --- Machinery ---
 
@@ -430,6 +450,60 @@ class Manager {
     })
   }
 
+  // --- Committing: the cursor written by the caller's transaction, not the worker ---
+
+  commitChunk<E, R>(
+    session: Session,
+    events: Iterable<SseEvent>,
+    commit: (chunk: ChunkCommit) => Effect.Effect<void, E, R>
+  ): Effect.Effect<void, E | SessionLost, R> {
+    return Effect.suspend((): Effect.Effect<void, E | SessionLost, R> => {
+      // Bracket access: `state` is private to the session's callers, not to its manager.
+      const state = (session as SessionView)["state"]
+      if (state.lost !== undefined) return Effect.fail(state.lost)
+      let fresh = 0
+      let lastNewId: string | undefined
+      // A scratch tracker at the session's window judges the chunk: the session's own moves only after the commit.
+      const judging = EventTracker.make({
+        maxTracked: this.settings.maxTracked,
+        onNewEvent: (id) => {
+          fresh++
+          lastNewId = id
+        }
+      }).pipe(Effect.orDie, Effect.tap((scratch) => scratch.restore(session.tracker.unsafeSnapshot())))
+      return Effect.flatMap(judging, (scratch) =>
+        Effect.flatMap(scratch.recordAll(events, { keepWithoutId: true }), (kept) => {
+          const previousSeq = state.seq
+          const epoch = state.lease?.epoch
+          const cursor: Cursor | undefined = lastNewId === undefined ? undefined : {
+            sessionId: session.sessionId,
+            lastEventId: lastNewId,
+            seq: previousSeq + fresh,
+            recentIds: windowUpTo(scratch.unsafeSnapshot().recentIds, lastNewId),
+            updatedAt: this.clock.unsafeCurrentTimeMillis(),
+            epoch
+          }
+          return commit({ sessionId: session.sessionId, epoch, previousSeq, cursor, events: kept }).pipe(
+            Effect.tapError((error) =>
+              Effect.sync(() => {
+                if (error instanceof SessionLost) this.lose(session.sessionId, state, error)
+              })
+            ),
+            Effect.zipRight(Effect.suspend(() => {
+              // Only from the state the chunk was judged against: a commit that raced it has moved it.
+              if (state.seq !== previousSeq) return Effect.void
+              state.lastActive = this.clock.unsafeCurrentTimeMillis()
+              if (cursor !== undefined) {
+                state.seq = state.storedSeq = cursor.seq
+                state.lastEventId = cursor.lastEventId
+              }
+              return session.tracker.restore(scratch.unsafeSnapshot())
+            }))
+          )
+        }))
+    })
+  }
+
   // --- Closing and idle eviction: both flush first, so neither costs a cursor ---
 
   /**
@@ -565,7 +639,8 @@ export const make = (
       hold: (sessionId, options) => manager.hold(sessionId, options),
       get: (sessionId) => manager.get(sessionId),
       close: (sessionId) => manager.close(sessionId),
-      size: Effect.sync(() => manager.sessions.size)
+      size: Effect.sync(() => manager.sessions.size),
+      commitChunk: (session, events, commit) => manager.commitChunk(session, events, commit)
     })
   })
 
