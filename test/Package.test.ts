@@ -85,7 +85,7 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
       }))`
     ], consumer)
     expect(JSON.parse(output)).toEqual({
-      root: ["Backpressure", "CursorStore", "EventTracker", "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Sse", "SseClient", "SseEvent"],
+      root: ["Backpressure", "CursorStore", "EventTracker", "ExactlyOnce", "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Sse", "SseClient", "SseEvent"],
       cjs: 0,
       sqlite: ["defaultFilename", "layer"],
       pg: ["layer"],
