@@ -155,30 +155,43 @@ class Tracker<E, R> implements EventTracker<E> {
     this.propagate = onCallbackDefect === "propagate"
   }
 
-  // Members of the service interface are bound, so `Effect.forEach(events, tracker.recordEvent)` works.
-  readonly recordEvent = (event: SseEvent): Effect.Effect<RecordResult, E> => this.record(event)
-  readonly recordAll = (
+  // Members of the service interface are bound, so `Effect.forEach(events, tracker.recordEvent)`
+  // works; bound on each read by a prototype getter rather than stored as arrow fields, which
+  // cost a closure (56 bytes) each in every one of thousands of idle session trackers.
+  get recordEvent(): (event: SseEvent) => Effect.Effect<RecordResult, E> {
+    return (event) => this.record(event)
+  }
+  get recordAll(): (
     events: Iterable<SseEvent>,
     options?: RecordAllOptions
-  ): Effect.Effect<ReadonlyArray<SseEvent>, E> => this.recordChunk(events, options?.keepWithoutId === true)
-  readonly isDuplicate = (id: string): Effect.Effect<boolean> => Effect.sync(() => this.window.has(id))
-  readonly restore = (snapshot: Snapshot): Effect.Effect<void> => Effect.sync(() => this.reset(snapshot))
-  readonly unsafeSnapshot = (): Snapshot => ({
-    lastEventId: Option.fromNullable(this.last),
-    recentIds: this.window.oldestFirst()
-  })
+  ) => Effect.Effect<ReadonlyArray<SseEvent>, E> {
+    return (events, options) => this.recordChunk(events, options?.keepWithoutId === true)
+  }
+  get isDuplicate(): (id: string) => Effect.Effect<boolean> {
+    return (id) => Effect.sync(() => this.window.has(id))
+  }
+  get restore(): (snapshot: Snapshot) => Effect.Effect<void> {
+    return (snapshot) => Effect.sync(() => this.reset(snapshot))
+  }
+  get unsafeSnapshot(): () => Snapshot {
+    return () => this.snapshotNow()
+  }
 
   get lastEventId(): Effect.Effect<Option.Option<string>> {
     return Effect.sync(() => Option.fromNullable(this.last))
   }
   get snapshot(): Effect.Effect<Snapshot> {
-    return Effect.sync(this.unsafeSnapshot)
+    return Effect.sync(() => this.snapshotNow())
   }
   get trackedCount(): Effect.Effect<number> {
     return Effect.sync(() => this.window.size)
   }
   get counts(): Effect.Effect<Counts> {
     return Effect.sync(() => ({ fresh: this.fresh, duplicates: this.duplicates }))
+  }
+
+  snapshotNow(): Snapshot {
+    return { lastEventId: Option.fromNullable(this.last), recentIds: this.window.oldestFirst() }
   }
 
   reset(snapshot: Snapshot): void {
