@@ -14,3 +14,5 @@ export const cliBundle = join(dir, "main.mjs")
 export const crashChildBundle = join(dir, "crashChild.mjs")
 /** The ownership tests' instance (test/support/ownerChild.ts). */
 export const ownerChildBundle = join(dir, "ownerChild.mjs")
+/** The exactly-once crash test's child (test/support/exactlyOnceChild.ts). */
+export const exactlyOnceChildBundle = join(dir, "exactlyOnceChild.mjs")
