@@ -439,3 +439,131 @@ describe("Sse.parse retry (issue 9, 9)", () => {
     expect(seen).toEqual([Number.MAX_SAFE_INTEGER])
   })
 })
+
+/**
+ * The spec's "interpret an event stream" on the whole decoded text, written as
+ * plainly as possible: an oracle for the byte-level parser's fast paths (field
+ * names picked by their first byte, reused event types, segments decoded once
+ * for many values).
+ */
+const reference = (bytes: Uint8Array): Array<Plain> => {
+  const lines = new TextDecoder().decode(bytes).split(/\r\n|\r|\n/)
+  lines.pop() // the unterminated rest, which the end of the stream discards
+  const out: Array<Plain> = []
+  let data: Array<string> = []
+  let id: string | undefined
+  let type = ""
+  let retry: number | undefined
+  for (const line of lines) {
+    if (line === "") {
+      if (data.length > 0) {
+        const event: Plain = { event: type === "" ? "message" : type, data: data.join("\n") }
+        if (id !== undefined) event.id = id
+        if (retry !== undefined) event.retry = retry
+        out.push(event)
+      }
+      data = []
+      id = undefined
+      type = ""
+      retry = undefined
+      continue
+    }
+    const colon = line.indexOf(":")
+    const field = colon === -1 ? line : line.slice(0, colon)
+    const raw = colon === -1 ? "" : line.slice(colon + 1)
+    const value = raw.startsWith(" ") ? raw.slice(1) : raw
+    if (field === "data") data.push(value)
+    else if (field === "event") type = value
+    else if (field === "id" && !value.includes("\0")) id = value
+    else if (field === "retry" && /^\d+$/.test(value)) retry = Number(value)
+  }
+  return out
+}
+
+const fragments: ReadonlyArray<string | Uint8Array> = [
+  "data", "dat", "d", "ata", "event", "even", "e", "vent", "id", "i", "retry", "retr", "r", "etry", ":", " ", "x",
+  "5", "\n", "\n", "\n", "\r", "\r\n", "tick", "é", "€", "😀", "\u0000", "\uFEFF",
+  new Uint8Array([0xe9]), new Uint8Array([0xc3]), new Uint8Array([0xa9]), new Uint8Array([0xf0, 0x9f]),
+  new Uint8Array([0xef, 0xbb, 0xbf])
+]
+
+const concatBytes = (parts: ReadonlyArray<string | Uint8Array>): Uint8Array => {
+  const pieces = parts.map(bytesOf)
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const piece of pieces) {
+    out.set(piece, at)
+    at += piece.length
+  }
+  return out
+}
+
+describe("Sse.parse against the spec's text-level reading", () => {
+  it("any soup of field-name pieces, separators, line ends and (broken) UTF-8, cut anywhere, reads as the spec says", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...fragments), { maxLength: 120 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (parts, cuts) => {
+          const bytes = concatBytes(parts)
+          const expected = reference(bytes)
+          expect(parseSync([bytes])).toEqual(expected)
+          expect(parseSync(splitAt(bytes, cuts))).toEqual(expected)
+        }
+      ),
+      { numRuns: 1000 }
+    )
+  })
+
+  it("reads names alone on their line, and names one byte longer or shorter, as the spec says", () => {
+    const names = ["data", "event", "id", "retry"]
+    const variants = names.flatMap((name) => [name, name.slice(0, -1), name + "x", name + " ", "x" + name])
+    for (const name of variants) {
+      for (const rest of ["", ":", ": 7", ":7", ":  7"]) {
+        const bytes = encoder.encode(`${name}${rest}\ndata: z\n\n${name}${rest}\r\n\r\n`)
+        expect(parseSync([bytes])).toEqual(reference(bytes))
+      }
+    }
+    expect(parseSync(["data\nid\nevent\n\n"])).toEqual([{ id: "", event: "message", data: "" }])
+  })
+
+  it("reuses a repeated event type only for the same ASCII bytes", () => {
+    const bytes = concatBytes([
+      "event: tick\ndata: 1\n\nevent: tick\ndata: 2\n\nevent: tock\ndata: 3\n\n",
+      // "é" is C3 A9; a lone E9 byte (é's code point, invalid UTF-8) must not be taken for it.
+      "event: é\ndata: 4\n\nevent: ", new Uint8Array([0xe9]), "\ndata: 5\n\nevent: é\ndata: 6\n\n",
+      "event:\ndata: 7\n\nevent: tic\ndata: 8\n\nevent: ticks\ndata: 9\n\n"
+    ])
+    expect(parseSync([bytes]).map((e) => e.event)).toEqual(
+      ["tick", "tick", "tock", "é", "\uFFFD", "é", "message", "tic", "ticks"]
+    )
+    expect(parseSync([bytes])).toEqual(reference(bytes))
+  })
+
+  it("slices values from segments correctly around non-ASCII text, long lines and chunk ends", () => {
+    // Values of every length around the segment size (1 KiB), with multi-byte and
+    // invalid bytes near their ends, in one big chunk and cut at every 97 bytes.
+    const parts: Array<string | Uint8Array> = []
+    for (let n = 0; n < 60; n++) {
+      const filler = "x".repeat(990 + n)
+      parts.push(`id: ${n}\nevent: t${n % 3}\ndata: ${filler}`, n % 4 === 0 ? "é" : n % 4 === 1 ? new Uint8Array([0xc3]) : "a",
+        "\ndata: ", n % 2 === 0 ? "😀" : "b", "\n\n")
+    }
+    const bytes = concatBytes(parts)
+    const expected = reference(bytes)
+    expect(expected.length).toBe(60)
+    expect(parseSync([bytes])).toEqual(expected)
+    const cuts: Array<Uint8Array> = []
+    for (let i = 0; i < bytes.length; i += 97) cuts.push(bytes.subarray(i, i + 97))
+    expect(parseSync(cuts)).toEqual(expected)
+  })
+
+  it("keeps the events before a chunk that ends inside a character, and that character", () => {
+    const head = encoder.encode("data: a\n\ndata: b")
+    const chunk1 = concatBytes([head, new Uint8Array([0xc3])])
+    const chunk2 = concatBytes([new Uint8Array([0xa9]), "\n\n"])
+    expect(pushes([chunk1, chunk2]).pushes).toEqual([[{ event: "message", data: "a" }], [{ event: "message", data: "bé" }]])
+    const lone = concatBytes([head, new Uint8Array([0xc3])])
+    expect(pushes([lone, "\n\n"]).pushes).toEqual([[{ event: "message", data: "a" }], [{ event: "message", data: "b\uFFFD" }]])
+  })
+})

@@ -102,6 +102,20 @@ const isNamePrefix = (buf: Uint8Array, start: number, length: number): boolean =
 }
 
 /**
+ * Whether the bytes are the ASCII text `text`. A byte of 0x80 or more never
+ * matches, so text with other characters (or U+FFFD) is never taken for bytes
+ * that would decode differently.
+ */
+const sameAscii = (buf: Uint8Array, start: number, end: number, text: string): boolean => {
+  if (end - start !== text.length) return false
+  for (let i = start; i < end; i++) {
+    const byte = buf[i]!
+    if (byte >= 0x80 || byte !== text.charCodeAt(i - start)) return false
+  }
+  return true
+}
+
+/**
  * Where a value stops being usable: the first NUL of an `id` (which the spec
  * ignores), the first non-digit of a `retry`; -1 if nowhere in [from, end).
  */
@@ -144,6 +158,8 @@ export class Parser {
   private id: string | undefined = undefined
   private idBytes = 0
   private type: string | undefined = undefined
+  /** The last event type read: a stream mostly repeats a few, so the string is reused, not decoded again. */
+  private lastType = ""
   private typeBytes = 0
   private retry: number | undefined = undefined
   private lastId: string | undefined = undefined
@@ -396,7 +412,8 @@ export class Parser {
       this.dataBytes += (this.dataLines > 0 ? 1 : 0) + end - value
       this.dataLines++
     } else if (field === EVENT) {
-      this.type = this.text(buf, value, end, false)
+      this.type = sameAscii(buf, value, end, this.lastType) ? this.lastType : this.text(buf, value, end, false)
+      this.lastType = this.type
       this.typeBytes = end - value
     } else if (field === ID) {
       this.id = this.text(buf, value, end, true)
@@ -429,11 +446,13 @@ export class Parser {
 
   /**
    * Decodes from `start` about SEGMENT_BYTES (at least to `end`), stopping
-   * before an ASCII byte or at the chunk's end. A cut before an ASCII byte
-   * never changes what the decoder makes of the bytes before it; a character
-   * cut by the chunk's end only changes the unfinished line after the last
-   * line end, which is never sliced from here. A view, not `subarray`: on a
-   * Node Buffer that builds a Buffer through its species constructor.
+   * before an ASCII byte or at the chunk's end. Only values ending at or
+   * before the stop are sliced from it, and each is followed by its line end,
+   * so the decoder reads their bytes as it would in the whole stream; stopping
+   * before an ASCII byte keeps a character whole, so that a cut one does not
+   * fail the byte-for-byte check and send every value to its own decode. A
+   * view, not `subarray`: on a Node Buffer that builds a Buffer through its
+   * species constructor.
    */
   private decodeSegment(buf: Uint8Array, start: number, end: number): void {
     const length = buf.length
