@@ -26,26 +26,36 @@ const keyOf = (id: string): Key => {
   return n
 }
 
+/** The ring of every empty window, never written: `admit` gives a window its own first. */
+const noKeys: Array<Key> = []
+
 export class IdWindow {
-  private readonly keys = new Set<Key>()
-  private ring: Array<Key> = []
+  // Both made by the first admit: an empty Set and array cost ~180 bytes, and a
+  // session manager keeps thousands of windows that may never see an event.
+  private keys: Set<Key> | undefined = undefined
+  private ring: Array<Key> = noKeys
   private head = 0
 
   constructor(readonly capacity: number) {}
 
   /** How many ids the window holds (never more than `capacity`). */
   get size(): number {
-    return this.keys.size
+    return this.keys === undefined ? 0 : this.keys.size
   }
 
   has(id: string): boolean {
-    return this.keys.has(keyOf(id))
+    return this.keys !== undefined && this.keys.has(keyOf(id))
   }
 
   /** Inserts `id`, evicting the oldest id when full; false (and no change) when `id` is already held. */
   admit(id: string): boolean {
     const key = keyOf(id)
-    if (this.keys.has(key)) return false
+    if (this.keys === undefined) {
+      this.keys = new Set()
+      this.ring = []
+    } else if (this.keys.has(key)) {
+      return false
+    }
     if (this.ring.length < this.capacity) {
       this.ring.push(key)
     } else {
@@ -59,8 +69,8 @@ export class IdWindow {
 
   /** Replaces the contents with the newest `capacity` of `ids` (given oldest first). */
   reset(ids: ReadonlyArray<string>): void {
-    this.keys.clear()
-    this.ring = []
+    this.keys = undefined
+    this.ring = noKeys
     this.head = 0
     for (let i = Math.max(0, ids.length - this.capacity); i < ids.length; i++) this.admit(ids[i]!)
   }
