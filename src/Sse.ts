@@ -37,17 +37,20 @@ const parserChannel = <E>(
 ): Channel.Channel<Chunk.Chunk<SseEvent>, Chunk.Chunk<Uint8Array>, E | SseParseError, E, unknown, unknown> => {
   type Out = Channel.Channel<Chunk.Chunk<SseEvent>, Chunk.Chunk<Uint8Array>, E | SseParseError, E, unknown, unknown>
   const parser = new Parser({ maxEventBytes: options?.maxEventBytes ?? defaultMaxEventBytes, onRetry: options?.onRetry })
-  const emitThen = (events: Array<SseEvent>, next: Out): Out =>
-    events.length === 0 ? next : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(events)), next)
+  // `flatMap` with one continuation made once, not `zipRight`: this runs per
+  // chunk, and `zipRight` tests its arguments to tell its two call forms apart.
+  const emitThen = (events: Array<SseEvent>, next: () => Out): Out =>
+    events.length === 0 ? next() : Channel.flatMap(Channel.write(Chunk.unsafeFromArray(events)), next)
+  const toLoop = (): Out => loop
   const loop: Out =
     Channel.readWithCause({
       onInput: (input: Chunk.Chunk<Uint8Array>) => {
         const events = parser.push(input)
         // Events completed before the oversized one are still delivered.
-        return emitThen(events, parser.error === undefined ? loop : Channel.fail(parser.error))
+        return emitThen(events, parser.error === undefined ? toLoop : () => Channel.fail(parser.error!))
       },
       onFailure: (cause: Cause.Cause<E>) => Channel.failCause(cause),
-      onDone: () => emitThen(parser.end(), parser.error === undefined ? Channel.void : Channel.fail(parser.error))
+      onDone: () => emitThen(parser.end(), () => parser.error === undefined ? Channel.void : Channel.fail(parser.error))
     })
   return loop
 }
