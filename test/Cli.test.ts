@@ -1,7 +1,7 @@
 import { CommandDescriptor, HelpDoc, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, Effect, Exit, FiberId } from "effect"
+import { ConfigError, Effect, Exit, FiberId, Option } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync } from "node:fs"
 import * as Http from "node:http"
@@ -14,6 +14,7 @@ import * as Tail from "../src/cli/Tail.js"
 import * as CursorStore from "../src/CursorStore.js"
 import { TrackerOptionsError } from "../src/EventTracker.js"
 import { SseEventTooLarge } from "../src/Sse.js"
+import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 import * as SseClient from "../src/SseClient.js"
 import * as McpExample from "./examples/mcp.js"
 import { cliBundle } from "./support/cliBundle.js"
@@ -167,6 +168,43 @@ describe("sse-resume CLI (spawned)", () => {
       expect(storedCursor(second.stderr())).toBe(secondIds.at(-1))
     }), 60_000)
 
+  it.scopedLive("tail --into: SIGKILLed mid-stream and run again, the table holds every event once and the cursor is its last row", () =>
+    Effect.gen(function*() {
+      const server = yield* DemoServer.make({ dropEvery: 70, eventsPerSecond: 1_000, retryMillis: 20 })
+      const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "cursors.db")
+      const args = ["tail", server.url, "--session", "into", "--store", store, "--into", "events", "--wait"]
+      // The killed run's lease lapses in a second, not the default ten.
+      const env = { SSE_LEASE_TTL: "1 second", SSE_LEASE_RENEW_INTERVAL: "300 millis", SSE_OWNER_POLL_INTERVAL: "100 millis" }
+
+      const first = cli(args, env)
+      yield* Effect.promise(() => waitFor(() => first.lines.length >= 150, 20_000))
+      first.child.kill("SIGKILL")
+      yield* Effect.promise(() => first.exit)
+      const second = cli([...args, "--max-events", "200"], env)
+      expect(yield* Effect.promise(() => second.exit)).toBe(ExitCode.ok)
+
+      const { rows, cursor } = yield* Effect.gen(function*() {
+        const { sql } = yield* CursorStore.CursorTransactions
+        const rows = yield* sql<{ session_id: string; event_id: string; event: string; data: string; received_at: number }>`
+          SELECT session_id, event_id, event, data, received_at FROM events ORDER BY rowid`
+        const cursor = yield* Effect.flatMap(CursorStore.CursorStore, (s) => s.load("into"))
+        return { rows, cursor }
+      }).pipe(Effect.provide(SqliteCursorStore.layer(store)))
+      const rowIds = rows.map((row) => Number(row.event_id))
+      // Every event from the first on, once each, in order; the second run resumed right after the first's cursor.
+      expect(rowIds).toEqual(Array.from({ length: rowIds.length }, (_, i) => i + 1))
+      // The killed run committed some, at most what it printed (lines go out before their commit).
+      expect(rowIds.length - 200).toBeGreaterThan(0)
+      expect(rowIds.length - 200).toBeLessThanOrEqual(ids(first.lines).at(-1)!)
+      expect(ids(second.lines)[0]).toBe(rowIds.length - 200 + 1)
+      expect(cursor.pipe(Option.map((c) => c.lastEventId))).toEqual(Option.some(String(rowIds.at(-1))))
+      expect(rows[0]).toMatchObject({ session_id: "into", event: expect.any(String), data: expect.any(String) })
+      expect(Number(rows[0]!.received_at)).toBeGreaterThan(Date.now() - 60_000)
+    }), 60_000)
+
+  it.scopedLive("tail --into with a name that is not a plain identifier is a usage error", () =>
+    expectOneLineError(cli(["tail", "http://127.0.0.1:1/", "--into", "events; DROP TABLE x"]), ExitCode.usage, /--into must be a table name/))
+
   it.scopedLive("a second tail on a held session exits 8 naming the owner; with --wait it takes over right after the first's stored cursor", () =>
     Effect.gen(function*() {
       const server = yield* DemoServer.make({ eventsPerSecond: 1_000 })
@@ -307,7 +345,7 @@ describe("sse-resume CLI (spawned)", () => {
       yield* Effect.promise(() => run.exit)
       // eslint-disable-next-line no-control-regex
       const help = run.lines.join("\n").replace(/\x1b\[[0-9;]*m/g, "")
-      const options = ["--session", "--store", "--pg", "--header", "--method", "--data", "--resume-with", "--format", "--max-events", "--idle-timeout"]
+      const options = ["--session", "--store", "--pg", "--header", "--method", "--data", "--resume-with", "--format", "--into", "--max-events", "--idle-timeout"]
       for (const option of options) {
         // An option's block: its heading, @effect/cli's type line, then ours.
         const block = new RegExp(`^(?:\\(-H, )?${option} .*\\n\\n  .*\\n\\n  (.*)$`, "m").exec(help)

@@ -259,6 +259,14 @@ const tail = Command.make("tail", {
         "exiting with code 8 (default: off)"
     )
   ),
+  into: Options.text("into").pipe(
+    Options.optional,
+    Options.withDescription(
+      "Also append each event (session_id, event_id, event, data, received_at) to this table of the store's " +
+        "database, created if missing, in the transaction that stores the cursor: exactly once, even across a " +
+        "kill (default: none)"
+    )
+  ),
   maxEvents: Options.integer("max-events").pipe(
     Options.optional,
     Options.withDescription("Stop after N new events (default: never)")
@@ -279,6 +287,11 @@ const tail = Command.make("tail", {
     if (Option.isSome(args.data) && ["GET", "HEAD"].includes(args.method.toUpperCase())) {
       return yield* new UsageError({ message: `--data needs a method that takes a body (e.g. --method POST), not ${args.method}` })
     }
+    if (Option.isSome(args.into) && !Tail.isTableName(args.into.value)) {
+      return yield* new UsageError({
+        message: `--into must be a table name (letters, digits, _; not sse_resume_*), got ${JSON.stringify(args.into.value)}`
+      })
+    }
     if (Option.isSome(args.idleTimeout) && args.idleTimeout.value < 1) {
       return yield* new UsageError({ message: "--idle-timeout must be at least 1 second" })
     }
@@ -297,6 +310,7 @@ const tail = Command.make("tail", {
       client: Option.match(args.resumeWith, { onNone: () => ({}), onSome: (resumeWith) => ({ resumeWith }) }),
       maxEvents: Option.getOrUndefined(args.maxEvents),
       wait: args.wait,
+      into: Option.getOrUndefined(args.into),
       idleTimeout: Option.getOrUndefined(Option.map(args.idleTimeout, Duration.seconds)),
       write: stdoutWriter(),
       report

@@ -5,10 +5,13 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { HttpClientRequest } from "@effect/platform"
-import type { Chunk, ConfigError, Option } from "effect"
-import { Config, Context, Data, Duration, Effect, Layer, Stream } from "effect"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { Chunk, ConfigError } from "effect"
+import { Clock, Config, Context, Data, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
 import * as CursorStore from "../CursorStore.js"
 import * as EventTracker from "../EventTracker.js"
+import * as ExactlyOnce from "../ExactlyOnce.js"
 import * as PersistenceWorker from "../PersistenceWorker.js"
 import * as PgCursorStore from "../PgCursorStore.js"
 import * as SessionManager from "../SessionManager.js"
@@ -35,6 +38,12 @@ export interface Options {
   readonly maxEvents?: number
   /** While another process holds the session, wait for it instead of failing with `SessionBusy`. */
   readonly wait?: boolean
+  /**
+   * Also append each event to this table of the store's database (created if
+   * missing), in the transaction that commits the cursor: exactly once across
+   * crashes. A valid identifier (`isTableName`); not with the memory store.
+   */
+  readonly into?: string
   readonly idleTimeout?: Duration.DurationInput
   /** Client options beyond these (backoff, attempts, limits); default from `SseClient.config`. */
   readonly client?: Omit<SseClient.Options, "tracker" | "headers" | "idleTimeout" | "onConnection">
@@ -200,15 +209,15 @@ const reportProgress = (account: Account, report: (status: Status) => Effect.Eff
 }
 
 /**
- * Writes a chunk's lines, and only then records the chunk to the session, whose
- * tracker moves the stored cursor: the cursor never runs ahead of what was written,
+ * Writes a chunk's lines, and only then records the chunk to the session (through
+ * its tracker and the worker, or `commitInto`), which moves the stored cursor: the cursor never runs ahead of what was written,
  * so a kill or `--max-events` cutting a chunk costs at most a replay next run,
  * never a lost event. Interruptible throughout, so a stalled store cannot hold a stop.
  */
-const deliver = (
+const deliver = <E>(
   options: Options,
-  session: SessionManager.Session,
-  account: Account
+  account: Account,
+  record: (chunk: Chunk.Chunk<SseEvent>) => Effect.Effect<unknown, E>
 ) =>
 (chunk: Chunk.Chunk<SseEvent>) => {
   const format = formatters[options.format ?? "json"]
@@ -218,9 +227,82 @@ const deliver = (
     Effect.tap(() => {
       account.delivered += chunk.length
     }),
-    Effect.zipRight(session.tracker.recordAll(chunk))
+    Effect.zipRight(record(chunk))
   )
 }
+
+/** A plain SQL identifier, and not one of the store's own tables. */
+export const isTableName = (name: string): boolean =>
+  /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name) && !name.toLowerCase().startsWith("sse_resume_")
+
+// 5 parameters a row: far below SQLite's (32,766) and pg's (65,535) limits.
+const rowsPerInsert = 500
+
+/** Store errors retried before the run fails (exit 6): a busy SQLite file or a dropped pg connection. */
+const commitRetry = Schedule.exponential("50 millis").pipe(Schedule.intersect(Schedule.recurs(5)))
+
+/** Creates `table` if missing: one row per event, in the order committed. */
+const createTable = (sql: SqlClient.SqlClient, table: string) =>
+  sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+    session_id TEXT NOT NULL,
+    event_id TEXT,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+  )`
+
+/** The handler of `--into`: the chunk's new events as rows of `table`. */
+const appendTo = (table: string, sessionId: string): ExactlyOnce.Handler<SqlError, never> => (events, sql) =>
+  Effect.flatMap(Clock.currentTimeMillis, (receivedAt) => {
+    const rows = events.map((event) => ({
+      session_id: sessionId,
+      event_id: event.id ?? null,
+      event: event.event,
+      data: event.data,
+      received_at: receivedAt
+    }))
+    const inserts: Array<Effect.Effect<unknown, SqlError>> = []
+    for (let i = 0; i < rows.length; i += rowsPerInsert) {
+      inserts.push(sql`INSERT INTO ${sql(table)} ${sql.insert(rows.slice(i, i + rowsPerInsert))}`)
+    }
+    return Effect.all(inserts, { discard: true })
+  })
+
+/**
+ * How `--into` records a chunk: its rows and the cursor commit in one transaction
+ * (the session moves only then), so a kill anywhere leaves the table with every
+ * event up to the stored cursor exactly once.
+ */
+const commitInto = (
+  options: Options & { readonly into: string },
+  session: SessionManager.Session,
+  context: Context.Context<SessionManager.SessionManager | CursorStore.CursorTransactions>
+) =>
+(chunk: Chunk.Chunk<SseEvent>) =>
+  ExactlyOnce.handle(session, chunk, appendTo(options.into, options.session), { retry: commitRetry }).pipe(
+    Effect.provide(context),
+    Effect.mapError((error) => error._tag === "SessionLost" ? error : unavailable(options.store)(error))
+  )
+
+/** For `--into`: the table created, and what `deliverInto` runs with; the memory store has no table. */
+const openInto = (
+  options: Options,
+  manager: SessionManager.SessionManager["Type"],
+  transactions: Option.Option<CursorStore.CursorTransactions["Type"]>,
+  into: string
+) =>
+  Option.match(transactions, {
+    onNone: () => Effect.fail(unavailable(options.store)("--into needs a SQL store (SQLite or PostgreSQL)")),
+    onSome: (transactions) =>
+      createTable(transactions.sql, into).pipe(
+        Effect.mapError(unavailable(options.store)),
+        Effect.as(
+          Context.make(SessionManager.SessionManager, manager).pipe(
+            Context.add(CursorStore.CursorTransactions, transactions)
+          )
+        )
+      )
+  })
 
 /** Takes the session; told to wait, says whom it waits for first. */
 const hold = (
@@ -256,6 +338,13 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
         CursorStoreError: (cause) => Effect.fail(storeError(cause))
       })
     )
+    const into = options.into
+    const intoContext = into === undefined ? undefined : yield* openInto(
+      options,
+      manager,
+      Context.getOption(context as Context.Context<unknown>, CursorStore.CursorTransactions),
+      into
+    )
     const resumedFrom = yield* session.tracker.lastEventId
     yield* report({ _tag: "Resuming", lastEventId: resumedFrom })
 
@@ -286,7 +375,16 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     yield* (options.maxEvents === undefined ? events : Stream.take(events, options.maxEvents)).pipe(
       // Another owner took the session (our lease lapsed): stop printing at once.
       Stream.interruptWhen(session.lost),
-      Stream.runForEachChunk(deliver(options, session, account)),
+      Stream.runForEachChunk(
+        deliver(
+          options,
+          account,
+          into === undefined || intoContext === undefined
+            ? (chunk: Chunk.Chunk<SseEvent>): Effect.Effect<unknown, TailError | PersistenceWorker.PersistenceClosedError> =>
+              session.tracker.recordAll(chunk)
+            : commitInto({ ...options, into }, session, intoContext)
+        )
+      ),
       // The store refuses this session's cursor: the worker is closed.
       Effect.catchTag("PersistenceClosedError", (cause) => Effect.fail(storeError(cause))),
       // Stopped by a signal: the cursor is still stored, and said so. Bounded like
