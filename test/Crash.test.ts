@@ -3,7 +3,6 @@
  * SQLite cursor store and is SIGKILLed at random moments, five times, then runs to
  * the end. Real processes, real time, real files.
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -14,6 +13,7 @@ import { Effect, Option } from "effect"
 import * as CursorStore from "../src/CursorStore.js"
 import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 import { crashChildBundle } from "./support/cliBundle.js"
+import { runKillable, type KilledRun as Run } from "./support/killable.js"
 
 const total = 3_000
 const perTick = 5
@@ -42,34 +42,9 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
 
-interface Run {
-  readonly delivered: Array<number>
-  readonly killed: boolean
-}
-
 /** Runs the child; kills it `killAfterMillis` after its first delivered event, if given. */
 const runChild = (db: string, killAfterMillis: number | undefined) =>
-  new Promise<Run>((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, db, url, "crash-session", String(total)], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    let timer: NodeJS.Timeout | undefined
-    proc.stdout.on("data", (data: Buffer) => {
-      out += data.toString()
-      if (killAfterMillis !== undefined && timer === undefined) {
-        timer = setTimeout(() => proc.kill("SIGKILL"), killAfterMillis)
-      }
-    })
-    proc.stderr.on("data", (data: Buffer) => (err += data.toString()))
-    proc.on("error", reject)
-    proc.on("exit", (code, signal) => {
-      clearTimeout(timer)
-      if (signal !== "SIGKILL" && code !== 0) return reject(new Error(`child exited ${code}: ${err}`))
-      resolve({ delivered: out.split("\n").filter((l) => l !== "").map(Number), killed: signal === "SIGKILL" })
-    })
-  })
+  runKillable(child, [db, url, "crash-session", String(total)], killAfterMillis)
 
 /** The durable cursor, read through the store from the file the child wrote (the child is gone). */
 const durable = (db: string): Promise<number> =>
@@ -92,30 +67,30 @@ describe("crash safety", () => {
         const run = await runChild(db, kill)
         const cursor = await durable(db)
         // A child killed before its first write leaves nothing to check; it does not count as a crash run.
-        if (run.killed && run.delivered.length === 0) continue
+        if (run.killed && run.printed.length === 0) continue
         const before = cursors[cursors.length - 1]!
         // In order within the run, and starting right after the durable cursor (the server honours Last-Event-ID).
-        expect(run.delivered[0]).toBe(before + 1)
-        for (let i = 1; i < run.delivered.length; i++) expect(run.delivered[i]).toBe(run.delivered[i - 1]! + 1)
+        expect(run.printed[0]).toBe(before + 1)
+        for (let i = 1; i < run.printed.length; i++) expect(run.printed[i]).toBe(run.printed[i - 1]! + 1)
         // The durable cursor never goes back, and never runs ahead of what was delivered.
         expect(cursor).toBeGreaterThanOrEqual(before)
-        expect(cursor).toBeLessThanOrEqual(run.delivered[run.delivered.length - 1]!)
+        expect(cursor).toBeLessThanOrEqual(run.printed[run.printed.length - 1]!)
         cursors.push(cursor)
         runs.push(run)
       }
       expect(runs.length).toBe(6)
       expect(runs.slice(0, 5).every((r) => r.killed)).toBe(true)
       expect(runs[5]!.killed).toBe(false)
-      expect(runs[5]!.delivered[runs[5]!.delivered.length - 1]).toBe(total)
+      expect(runs[5]!.printed[runs[5]!.printed.length - 1]).toBe(total)
       expect(cursors[cursors.length - 1]).toBe(total)
       // Every event at least once.
-      const seen = new Set(runs.flatMap((r) => r.delivered))
+      const seen = new Set(runs.flatMap((r) => r.printed))
       for (let n = 1; n <= total; n++) expect(seen.has(n)).toBe(true)
       // Repeated only after a durable cursor: each event comes once, plus once more for
       // every killed run that delivered it after the cursor the next run resumed from.
-      const lastOf = (run: Run) => run.delivered[run.delivered.length - 1]!
+      const lastOf = (run: Run) => run.printed[run.printed.length - 1]!
       const times = new Map<number, number>()
-      for (const run of runs) for (const n of run.delivered) times.set(n, (times.get(n) ?? 0) + 1)
+      for (const run of runs) for (const n of run.printed) times.set(n, (times.get(n) ?? 0) + 1)
       for (const [n, count] of times) {
         const replays = runs.slice(0, 5).filter((run, k) => cursors[k + 1]! < n && n <= lastOf(run)).length
         expect(count, `event ${n}`).toBe(1 + replays)
@@ -126,7 +101,7 @@ describe("crash safety", () => {
       for (let k = 0; k < 5; k++) expect(lastOf(runs[k]!) - cursors[k + 1]!).toBeLessThanOrEqual(serverPerMilli * 250)
       // Each restart asked for exactly the stored cursor.
       for (const cursor of cursors.slice(1, 6)) expect(resumedFrom).toContain(String(cursor))
-      console.log(`crash runs: delivered ${runs.map((r) => r.delivered.length).join(", ")}; durable cursors ${cursors.join(" → ")}`)
+      console.log(`crash runs: delivered ${runs.map((r) => r.printed.length).join(", ")}; durable cursors ${cursors.join(" → ")}`)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -4,7 +4,6 @@
  * transaction that commits the cursor (ExactlyOnce.handle). It is SIGKILLed at
  * random moments five times, then runs to the end. On SQLite and on PostgreSQL.
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -18,6 +17,7 @@ import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 import { exactlyOnceChildBundle } from "./support/cliBundle.js"
 import { seeded } from "./support/random.js"
 import { notePgSkip, pgUrl, runId } from "./support/stores.js"
+import { runKillable, type KilledRun as Run } from "./support/killable.js"
 
 const total = 3_000
 const perTick = 5
@@ -50,34 +50,9 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
 
-interface Run {
-  readonly committed: Array<number>
-  readonly killed: boolean
-}
-
 /** Runs the child; kills it `killAfterMillis` after its first commit, if given. Any other failed exit rejects. */
 const runChild = (store: string, session: string, table: string, killAfterMillis: number | undefined) =>
-  new Promise<Run>((resolve, reject) => {
-    const proc = spawn(process.execPath, [exactlyOnceChildBundle, store, url, session, table, String(total)], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    let timer: NodeJS.Timeout | undefined
-    proc.stdout.on("data", (data: Buffer) => {
-      out += data.toString()
-      if (killAfterMillis !== undefined && timer === undefined) {
-        timer = setTimeout(() => proc.kill("SIGKILL"), killAfterMillis)
-      }
-    })
-    proc.stderr.on("data", (data: Buffer) => (err += data.toString()))
-    proc.on("error", reject)
-    proc.on("exit", (code, signal) => {
-      clearTimeout(timer)
-      if (signal !== "SIGKILL" && code !== 0) return reject(new Error(`child exited ${code}: ${err}`))
-      resolve({ committed: out.split("\n").filter((l) => l !== "").map(Number), killed: signal === "SIGKILL" })
-    })
-  })
+  runKillable(exactlyOnceChildBundle, [store, url, session, table, String(total)], killAfterMillis)
 
 /** The table's ids in order and the stored cursor, read after the child is gone. */
 const readBack = (layer: Layer.Layer<CursorStore | CursorTransactions, unknown>, session: string, table: string) =>
@@ -113,9 +88,9 @@ const crashFiveTimes = async (store: string, layer: Layer.Layer<CursorStore | Cu
       // repeat, which would have failed the child).
       expect(ids, `after run ${runs.length + 1}`).toStrictEqual(Array.from({ length: ids.length }, (_, i) => i + 1))
       expect(cursor).toBe(ids.length)
-      if (run.killed && run.committed.length === 0) continue
+      if (run.killed && run.printed.length === 0) continue
       // What the child reported committed is in the table.
-      expect(ids.length).toBeGreaterThanOrEqual(run.committed.at(-1)!)
+      expect(ids.length).toBeGreaterThanOrEqual(run.printed.at(-1)!)
       cursors.push(cursor)
       runs.push(run)
     }

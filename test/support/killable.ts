@@ -1,0 +1,34 @@
+/**
+ * Runs a child process that prints one number per line (the ids it delivered or
+ * committed), killing it with SIGKILL `killAfterMillis` after its first line when
+ * given: the crash tests' way of landing a kill anywhere in the child's work.
+ */
+import { spawn } from "node:child_process"
+
+export interface KilledRun {
+  /** The numbers the child printed, in order. */
+  readonly printed: Array<number>
+  readonly killed: boolean
+}
+
+/** Resolves when the child ends; any end but SIGKILL or exit 0 rejects with its stderr. */
+export const runKillable = (script: string, args: ReadonlyArray<string>, killAfterMillis: number | undefined) =>
+  new Promise<KilledRun>((resolve, reject) => {
+    const proc = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    let timer: NodeJS.Timeout | undefined
+    proc.stdout.on("data", (data: Buffer) => {
+      out += data.toString()
+      if (killAfterMillis !== undefined && timer === undefined) {
+        timer = setTimeout(() => proc.kill("SIGKILL"), killAfterMillis)
+      }
+    })
+    proc.stderr.on("data", (data: Buffer) => (err += data.toString()))
+    proc.on("error", reject)
+    proc.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      if (signal !== "SIGKILL" && code !== 0) return reject(new Error(`child exited ${code}: ${err}`))
+      resolve({ printed: out.split("\n").filter((l) => l !== "").map(Number), killed: signal === "SIGKILL" })
+    })
+  })
