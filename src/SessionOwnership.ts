@@ -179,7 +179,8 @@ export class Keeper {
           onFailure: (error) => {
             const now = this.clock.unsafeCurrentTimeMillis()
             for (const kept of batch) {
-              if (now - kept.renewedAt + intervalMillis >= this.ttlMillis) this.lose(kept, "unrenewed")
+              // The next verdict comes after a sleep and a timed-out try: two intervals from now.
+              if (now - kept.renewedAt + 2 * intervalMillis >= this.ttlMillis) this.lose(kept, "unrenewed")
             }
             return Effect.logWarning("SessionOwnership: lease renewal failed", error).pipe(
               Effect.annotateLogs({ leases: batch.length })

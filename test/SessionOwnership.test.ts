@@ -144,3 +144,63 @@ describe("SessionOwnership", () => {
       expect(takenAt - failedFrom).toBeLessThanOrEqual(Duration.toMillis(lease.leaseTtl) + Duration.toMillis(lease.pollInterval))
     }))
 })
+
+/** Two managers on one memory store, on real time: A's store wrapped by `wrap`. */
+const livePair = (wrap: (store: CursorStore["Type"]) => CursorStore["Type"], settings: Partial<SessionManager.Settings>) =>
+  Effect.gen(function*() {
+    const store = yield* sharedStore
+    const make = (s: CursorStore["Type"], owner: string) =>
+      Effect.flatMap(
+        PersistenceWorker.make({ flushInterval: Duration.seconds(60) }).pipe(Effect.provideService(CursorStore, s)),
+        (worker) =>
+          SessionManager.make({ ...settings, owner }).pipe(
+            Effect.provideService(CursorStore, s),
+            Effect.provideService(PersistenceWorker.PersistenceWorker, worker)
+          )
+      )
+    return { a: yield* make(wrap(store), "A"), b: yield* make(store, "B") }
+  })
+
+describe("SessionOwnership on real time (found in review)", () => {
+  it.live("an owner whose renewals hang learns it lost the session before another can take it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      let hang = false
+      const { a, b } = yield* livePair(
+        (store) => ({ ...store, renew: (l, t) => Effect.suspend(() => hang ? Effect.never : store.renew(l, t)) }),
+        { leaseTtl: Duration.millis(1_000), renewInterval: Duration.millis(300), pollInterval: Duration.millis(20) }
+      )
+      const sa = yield* a.hold("s")
+      hang = true
+      const lostA = yield* Effect.fork(Effect.either(sa.lost))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* b.hold("s", { wait: true })
+        // When B owns it, A already knows it does not: never two owners at once.
+        expect(lostA.unsafePoll()).not.toBeNull()
+        expect(Option.isNone(yield* sa.epoch)).toBe(true)
+      }))
+    })), 10_000)
+
+  it.live("a last hold whose final write fails stops renewing: the lease lapses and another owner takes over", () =>
+    Effect.scoped(Effect.gen(function*() {
+      let failSaves = 0
+      const { a, b } = yield* livePair(
+        (store) => ({
+          ...store,
+          saveAll: (c) =>
+            Effect.suspend(() =>
+              failSaves-- > 0 ? Effect.fail(new Cursors.CursorStoreError({ operation: "save", cause: "busy" })) : store.saveAll(c)
+            )
+        }),
+        { leaseTtl: Duration.millis(500), renewInterval: Duration.millis(150), pollInterval: Duration.millis(20) }
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const s = yield* a.hold("s")
+        yield* s.tracker.recordEvent(event(1))
+        failSaves = 1
+      }))
+      yield* Effect.sleep(Duration.millis(700))
+      // Renewed on, A would keep it until idle eviction (30 min by default).
+      const taken = yield* Effect.either(Effect.scoped(b.hold("s")))
+      expect(taken._tag).toBe("Right")
+    })), 10_000)
+})
