@@ -151,7 +151,7 @@ export class SessionManager extends Context.Tag("effect-sse-resume/SessionManage
     session: Session,
     events: Iterable<SseEvent>,
     commit: (chunk: ChunkCommit) => Effect.Effect<void, E, R>
-  ) => Effect.Effect<void, E | SessionLost, R>
+  ) => Effect.Effect<void, E | SessionLost | CursorStoreError, R>
 }>() {}
 
 /** What a chunk adds to a session, for `commitChunk`'s caller to commit. */
@@ -180,6 +180,11 @@ class SessionState {
   lostSignal: Deferred.Deferred<never, SessionLost> | undefined = undefined
   /** One ownership change at a time: holds in this process share one lease. Made by the first hold. */
   owning: Effect.Semaphore | undefined = undefined
+  /**
+   * A `commitChunk` ended without saying whether it committed (interrupted in its
+   * COMMIT, a connection lost after it): the next one reads the stored cursor first.
+   */
+  uncertain = false
   constructor(
     public seq: number,
     /** The `seq` already in the store; nothing to flush while `seq` equals it. */
@@ -413,8 +418,11 @@ class Manager {
       if (open.state.holds > 0 || open.state.lease === undefined) return Effect.void
       return this.close(sessionId).pipe(
         Effect.catchAll((error) =>
-          Effect.logWarning("SessionManager: closing a released session failed; its lease expires by itself", error)
-            .pipe(Effect.annotateLogs({ sessionId }))
+          Effect.zipRight(
+            this.abandon(open.state),
+            Effect.logWarning("SessionManager: closing a released session failed; its lease expires by itself", error)
+              .pipe(Effect.annotateLogs({ sessionId }))
+          )
         )
       )
     })
@@ -432,6 +440,19 @@ class Manager {
   }
 
   /** Releases the lease now (after the caller has written the session's cursor). */
+  /**
+   * Stops renewing a lease whose release failed: it then expires by itself within
+   * `leaseTtl` and another process can take the session. Renewing it on would keep
+   * the session from everyone until idle eviction.
+   */
+  abandon(state: SessionState | undefined): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (state?.lease === undefined) return
+      this.keeper.forget(state.lease)
+      state.lease = undefined
+    })
+  }
+
   disown(state: SessionState): Effect.Effect<void, CursorStoreError> {
     return Effect.suspend(() => {
       const lease = state.lease
@@ -456,11 +477,21 @@ class Manager {
     session: Session,
     events: Iterable<SseEvent>,
     commit: (chunk: ChunkCommit) => Effect.Effect<void, E, R>
-  ): Effect.Effect<void, E | SessionLost, R> {
-    return Effect.suspend((): Effect.Effect<void, E | SessionLost, R> => {
+  ): Effect.Effect<void, E | SessionLost | CursorStoreError, R> {
+    return Effect.suspend((): Effect.Effect<void, E | SessionLost | CursorStoreError, R> => {
       // Bracket access: `state` is private to the session's callers, not to its manager.
       const state = (session as SessionView)["state"]
       if (state.lost !== undefined) return Effect.fail(state.lost)
+      // After a commit of unknown outcome, judge against what the store holds, or the
+      // committed events would be judged new again (and every later compare-and-set refused).
+      if (state.uncertain) {
+        return this.catchUp(session.sessionId, { session, state }).pipe(
+          Effect.tap(() => {
+            state.uncertain = false
+          }),
+          Effect.zipRight(this.commitChunk(session, events, commit))
+        )
+      }
       let fresh = 0
       let lastNewId: string | undefined
       // A scratch tracker at the session's window judges the chunk: the session's own moves only after the commit.
@@ -484,6 +515,11 @@ class Manager {
             epoch
           }
           return commit({ sessionId: session.sessionId, epoch, previousSeq, cursor, events: kept }).pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                if (Exit.isFailure(exit)) state.uncertain = true
+              })
+            ),
             Effect.tapError((error) =>
               Effect.sync(() => {
                 if (error instanceof SessionLost) this.lose(session.sessionId, state, error)
@@ -554,8 +590,11 @@ class Manager {
       return Effect.forEach(owned, ([sessionId]) =>
         this.close(sessionId).pipe(
           Effect.catchAll((error) =>
-            Effect.logWarning("SessionManager: closing an owned session failed; its lease expires by itself", error)
-              .pipe(Effect.annotateLogs({ sessionId }))
+            Effect.zipRight(
+              this.abandon(this.sessions.get(sessionId)?.state),
+              Effect.logWarning("SessionManager: closing an owned session failed; its lease expires by itself", error)
+                .pipe(Effect.annotateLogs({ sessionId }))
+            )
           )
         ), { discard: true })
     })

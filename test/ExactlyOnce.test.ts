@@ -131,3 +131,45 @@ for (const [engine, storeLayer] of engines) {
       }))
   })
 }
+
+describe.skipIf(pgUrl === undefined)("ExactlyOnce on PostgreSQL, a commit of unknown outcome (found in review)", () => {
+  it.scopedLive("interrupted while its COMMIT is in flight, the next chunks are judged against the stored cursor", () =>
+    Effect.gen(function*() {
+      const ctx = yield* Layer.build(
+        SessionManager.layer().pipe(
+          Layer.provideMerge(PersistenceWorker.layer()),
+          Layer.provideMerge(PgCursorStore.layer(pgUrl!))
+        )
+      )
+      const { sql } = Context.get(ctx, CursorTransactions)
+      const table = `once_wedge_${runId.replace(/\W/g, "_")}`
+      // A COMMIT that takes a second (a deferred trigger): the stand-in for a slow round trip.
+      yield* sql.unsafe(`CREATE TABLE ${table} (id TEXT PRIMARY KEY)`)
+      yield* sql.unsafe(
+        `CREATE FUNCTION ${table}_slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$ LANGUAGE plpgsql`
+      )
+      yield* sql.unsafe(
+        `CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${table}_slow()`
+      )
+      yield* Effect.addFinalizer(() =>
+        Effect.orDie(Effect.zipRight(sql.unsafe(`DROP TABLE ${table}`), sql.unsafe(`DROP FUNCTION ${table}_slow()`)))
+      )
+      const session = yield* Effect.provide(
+        Effect.flatMap(SessionManager.SessionManager, (m) => m.hold(`once-wedge-${runId}`)),
+        ctx
+      )
+      const handler: ExactlyOnce.Handler<never, never> = (batch, sql) =>
+        Effect.orDie(sql`INSERT INTO ${sql(table)} ${sql.insert(batch.map((e) => ({ id: e.id! })))}`)
+      const handle = (batch: Array<SseEvent>) => Effect.provide(ExactlyOnce.handle(session, batch, handler), ctx)
+
+      const first = yield* Effect.fork(handle(events(1, 2)))
+      yield* Effect.sleep("400 millis") // the insert is done, the COMMIT is in flight
+      yield* Fiber.interrupt(first)
+      // It committed; the session did not see it. The replayed 1 and 2 must not be judged new again.
+      yield* handle(events(1, 3))
+      yield* handle(events(4, 4))
+      const rows = yield* Effect.orDie(sql<{ id: string }>`SELECT id FROM ${sql(table)} ORDER BY id`)
+      expect(rows.map((r) => r.id)).toStrictEqual(["1", "2", "3", "4"])
+      expect(Option.getOrUndefined(yield* session.tracker.lastEventId)).toBe("4")
+    }), 20_000)
+})
