@@ -72,6 +72,15 @@ layers.forEach(([name, layer]) =>
         }
       }))
 
+    live("control characters in the data (ANSI colours) near the start: still decoded on every layer (found in review)", () =>
+      Effect.gen(function*() {
+        const colored = "id: 1\ndata: \x1b[31mERROR\x1b[0m disk full\n\n"
+        for (const [encoding, body] of [["gzip", Zlib.gzipSync(colored)], ["deflate", Zlib.deflateSync(colored)]] as const) {
+          const server = yield* encoded(encoding, body)
+          expect(yield* textOf(server.url)).toBe(colored)
+        }
+      }))
+
     live("an event comes out while the server keeps the gzip stream open", () =>
       Effect.gen(function*() {
         let release!: () => void

@@ -39,14 +39,14 @@ const codingsOf = (header: string | undefined): string | undefined => {
 }
 
 /**
- * UTF-8 without C0 controls other than TAB, LF and CR. Compressed data fails it
- * within a few bytes: gzip starts with 1f, a zlib header with 78 01/9c/da breaks
- * UTF-8 or is a control, raw deflate is near random.
+ * Valid UTF-8. Compressed data breaks it within a few bytes (a zlib header's second
+ * byte 9c/da is no UTF-8 continuation; a stored block's length complement is ff-ish;
+ * raw deflate is near random), or holds a NUL. Other control characters say nothing: an already-decoded
+ * body (fetch decodes and keeps the header) may carry ANSI colours in its data.
  */
 const looksLikeText = (bytes: Uint8Array): boolean => {
-  for (const b of bytes) {
-    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false
-  }
+  // NUL, though legal in data, does not open a real event stream; compressed data often has it.
+  if (bytes.includes(0)) return false
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: true })
     return true
@@ -123,7 +123,9 @@ export const decodedBody = (response: HttpClientResponse.HttpClientResponse): Bo
       Stream.concat(ended ? Stream.empty : Stream.repeatEffectChunkOption(pull))
     )
     const first = prefix(head, sniffBytes)
-    if (size === 0 || looksLikeText(first)) return body
+    // gzip's own magic first: 1f is also a control character an already-decoded body may hold.
+    const gzipped = first[0] === 0x1f && first[1] === 0x8b
+    if (size === 0 || (!gzipped && looksLikeText(first))) return body
     const format = formatOf(codings, first)
     if (format === undefined) return yield* new SseContentEncodingError({ encoding: codings, url, reason: "unsupported" })
     if (format === "corrupt") return yield* corrupt(new Error("no gzip header"))
