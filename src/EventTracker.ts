@@ -14,6 +14,7 @@ import { Cause, Context, Data, Effect, Metric, Option } from "effect"
 import { IdWindow } from "./internal/idWindow.js"
 import { isIdOnly } from "./internal/idOnly.js"
 import type { SseEvent } from "./SseEvent.js"
+import { type RecordedBeforeFailure, recordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
 
 export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
   readonly option: string
@@ -336,7 +337,15 @@ class Tracker<E, R> implements EventTracker<E> {
         if (step === NEW || (step === NO_ID && keepWithoutId)) kept.push(r.value)
         if (runsCallbacks(step)) {
           this.publish(fresh, duplicates)
-          const callback = Effect.flatMap(this.runAsync(r.value.id!), next)
+          const event = r.value
+          const callback = Effect.flatMap(
+            Effect.tapError(this.runAsync(event.id!), () =>
+              Effect.sync(() => {
+                // The failed event itself is not among them: its callback did not succeed.
+                ;(this as RecordedBeforeFailure)[recordedBeforeFailure] = kept.at(-1) === event ? kept.slice(0, -1) : kept
+              })),
+            next
+          )
           return this.syncFailures === undefined ? callback : Effect.zipRight(this.settle(Effect.void), callback)
         }
       }

@@ -61,6 +61,7 @@ import {
 import { ReconnectTrigger } from "./internal/reconnectNow.js"
 import { defaultMaxRedirects, follow, type Followed, type SseRedirectError } from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
+import { takeRecordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
 import { isSafeMethod, type ResumeWith, resumeRequest, SseStreamDropped } from "./internal/resume.js"
 import { positiveDuration, positiveInt } from "./internal/settings.js"
 import * as Sse from "./Sse.js"
@@ -577,7 +578,14 @@ const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser): EventReader
     if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
     if (events.length === 0) return next()
     eventsReceived.unsafeUpdate(events.length, noTags)
-    return Channel.flatMap(Channel.fromEffect(run.tracker.recordAll(events, keepWithoutId)), (kept) => {
+    return Channel.flatMap(Channel.fromEffect(Effect.either(run.tracker.recordAll(events, keepWithoutId))), (result) => {
+      if (Either.isLeft(result)) {
+        // A callback failed partway: the events before it are recorded, so they go out first.
+        const before = takeRecordedBeforeFailure(run.tracker)
+        const failed = Channel.fail(result.left)
+        return before.length === 0 ? failed : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(before)), failed)
+      }
+      const kept = result.right
       if (kept.length === 0) return next()
       delivered = true
       return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(kept)), Channel.suspend(next))

@@ -3,6 +3,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Queue, type Scope, Stream } from "effect"
+import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
 import type { SseEvent } from "../src/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
@@ -148,6 +149,28 @@ describe("SseClient over loopback", () => {
       expect(seen).toEqual(["1"])
       expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "SseEventTooLarge", maxEventBytes: 1 << 20 })
       expect(server.requests.length).toBe(1)
+    }))
+
+  live("a tracker callback failing partway through a read: the events before it are delivered, then the failure (found in review)", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res) => {
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c\n\nid: 4\ndata: d\n\n")
+      })
+      const persisted: Array<string> = []
+      const tracker = yield* EventTracker.make({
+        maxTracked: 10,
+        onNewEventAsync: (id: string) => id === "3" ? Effect.fail("store down" as const) : Effect.sync(() => void persisted.push(id))
+      })
+      const seen: Array<string> = []
+      const result = yield* SseClient.stream(HttpClientRequest.get(server.url), { ...fast, tracker }).pipe(
+        Stream.runForEach((event) => Effect.sync(() => void seen.push(event.id!))),
+        Effect.either
+      )
+      expect(result).toStrictEqual(Either.left("store down"))
+      // 1 and 2 were recorded and their cursors persisted: they must have reached the consumer.
+      expect(persisted).toStrictEqual(["1", "2"])
+      expect(seen).toStrictEqual(["1", "2"])
     }))
 
   live("interrupting the stream closes the connection at once", () =>
