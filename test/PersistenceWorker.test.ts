@@ -6,6 +6,7 @@ import * as Cursors from "../src/CursorStore.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import { faults, faulty } from "./support/faultyStore.js"
 import { sqliteStore } from "./support/stores.js"
+import { settle } from "./support/settle.js"
 
 const request = (sessionId: string, seq: number, recordedAt = 0): PersistenceWorker.PersistenceRequest => ({
   sessionId,
@@ -15,7 +16,6 @@ const request = (sessionId: string, seq: number, recordedAt = 0): PersistenceWor
 })
 
 /** Lets the worker and producers run until nothing moves (no real time passes). */
-const settle = Effect.repeatN(Effect.yieldNow(), 30)
 
 /**
  * A worker on a (possibly faulty) store, in its own scope so a test can close it.

@@ -16,11 +16,11 @@ import { SseEvent } from "../src/SseEvent.js"
 import { idOnly } from "../src/internal/idOnly.js"
 import { faults, faulty } from "./support/faultyStore.js"
 import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import { settle } from "./support/settle.js"
 
 const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
 const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
 const ids = (from: number, to: number) => events(from, to).map((e) => e.id!)
-const settle = Effect.repeatN(Effect.yieldNow(), 30)
 const flush = Duration.millis(50)
 
 /** A manager, its worker and a (faulty-wrappable) store, built in the test's scope. */

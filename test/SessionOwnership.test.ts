@@ -11,10 +11,10 @@ import { CursorStore } from "../src/CursorStore.js"
 import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as SessionManager from "../src/SessionManager.js"
 import { SseEvent } from "../src/SseEvent.js"
+import { settle } from "./support/settle.js"
 
 const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })
 const events = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => event(from + i))
-const settle = Effect.repeatN(Effect.yieldNow(), 30)
 const flush = Duration.millis(50)
 const lease = { leaseTtl: Duration.seconds(10), renewInterval: Duration.seconds(3), pollInterval: Duration.seconds(1) }
 
