@@ -34,6 +34,20 @@ const setup = (options: Partial<PersistenceWorker.Settings>, base: Layer.Layer<C
 
 const flush = Duration.millis(100)
 
+/** A worker stuck in a write (its store stalled) with its one-slot queue full: `queued`'s cursor 1 waits in it. */
+const stuckAndFull = (offerTimeout: Duration.Duration, queued: string) =>
+  Effect.gen(function*() {
+    const worker = yield* setup({ flushInterval: flush, maxPending: 1, offerTimeout }, Cursors.layerMemory)
+    const stall = yield* Deferred.make<void>()
+    worker.f.stall = stall
+    yield* worker.worker.persist(request("w", 1))
+    yield* TestClock.adjust(flush)
+    yield* settle
+    expect(worker.f.calls).toHaveLength(1)
+    yield* worker.worker.persist(request(queued, 1))
+    return { ...worker, stall }
+  })
+
 describe("PersistenceWorker", () => {
   it.scoped("a cursor refused for a stale epoch is final: its owner is told once, it is never retried, others are written", () =>
     Effect.gen(function*() {
@@ -181,17 +195,8 @@ describe("PersistenceWorker", () => {
 
   it.scoped("an offer that times out parks its cursor, and the parked cursor is the one stored", () =>
     Effect.gen(function*() {
-      const { f, seqOf, worker } = yield* setup(
-        { flushInterval: flush, maxPending: 1, offerTimeout: flush },
-        Cursors.layerMemory
-      )
-      f.stall = yield* Deferred.make<void>()
       // The worker stuck in a write, the queue full with the session's older cursor.
-      yield* worker.persist(request("w", 1))
-      yield* TestClock.adjust(flush)
-      yield* settle
-      expect(f.calls).toHaveLength(1)
-      yield* worker.persist(request("p", 1))
+      const { f, seqOf, stall, worker } = yield* stuckAndFull(flush, "p")
       const offer = yield* Effect.fork(worker.persist(request("p", 2)))
       yield* settle
       expect(Option.isNone(yield* offer.poll)).toBe(true)
@@ -200,7 +205,7 @@ describe("PersistenceWorker", () => {
       // The producer is released after offerTimeout, its cursor parked, not dropped.
       yield* Fiber.join(offer)
       expect(yield* worker.stats).toEqual({ queued: 1, parked: 1, pending: 1, timedOut: 1 })
-      yield* Deferred.succeed(f.stall, void 0)
+      yield* Deferred.succeed(stall, void 0)
       f.stall = undefined
       yield* TestClock.adjust(flush)
       yield* settle
@@ -210,16 +215,7 @@ describe("PersistenceWorker", () => {
 
   it.scoped("closing stores the cursor of a producer still blocked in offer", () =>
     Effect.gen(function*() {
-      const { f, scope, seqOf, worker } = yield* setup(
-        { flushInterval: flush, maxPending: 1, offerTimeout: Duration.seconds(10) },
-        Cursors.layerMemory
-      )
-      f.stall = yield* Deferred.make<void>()
-      yield* worker.persist(request("w", 1))
-      yield* TestClock.adjust(flush)
-      yield* settle
-      expect(f.calls).toHaveLength(1)
-      yield* worker.persist(request("q", 1))
+      const { f, scope, seqOf, stall, worker } = yield* stuckAndFull(Duration.seconds(10), "q")
       const blocked = yield* Effect.fork(worker.persist(request("b", 1)))
       yield* settle
       expect(Option.isNone(yield* blocked.poll)).toBe(true)
@@ -228,7 +224,7 @@ describe("PersistenceWorker", () => {
       // Closing has begun: new cursors are refused, the blocked one is still waiting.
       expect((yield* Effect.flip(worker.persist(request("late", 1))))._tag).toBe("PersistenceClosedError")
       expect(Option.isNone(yield* blocked.poll)).toBe(true)
-      yield* Deferred.succeed(f.stall, void 0)
+      yield* Deferred.succeed(stall, void 0)
       f.stall = undefined
       yield* Fiber.join(closing)
       // Accepted (not refused), and durable once the scope is closed.
