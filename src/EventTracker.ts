@@ -15,6 +15,7 @@ import { IdWindow } from "./internal/idWindow.js"
 import { isIdOnly } from "./internal/idOnly.js"
 import type { SseEvent } from "./SseEvent.js"
 import { type RecordedBeforeFailure, recordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
+import { countRule, isCount } from "./internal/settings.js"
 
 export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
   readonly option: string
@@ -364,9 +365,9 @@ export const make = <E = never, R = never>(
   options: Options<E, R>
 ): Effect.Effect<EventTracker<E>, TrackerOptionsError, R> => {
   const { maxTracked } = options
-  if (!Number.isSafeInteger(maxTracked) || maxTracked < 1) {
+  if (!isCount(maxTracked)) {
     return Effect.fail(
-      new TrackerOptionsError({ option: "maxTracked", value: maxTracked, reason: "must be a whole number ≥ 1" })
+      new TrackerOptionsError({ option: "maxTracked", value: maxTracked, reason: countRule })
     )
   }
   return Effect.map(

@@ -8,7 +8,7 @@
  */
 import { Cause, Config, Data, Deferred, Duration, Effect, Exit } from "effect"
 import { SessionBusy } from "./CursorStore.js"
-import { positiveDuration, positiveInt } from "./internal/settings.js"
+import { isCount, isPositiveDuration, positiveDuration, positiveInt } from "./internal/settings.js"
 import { type Session, SessionManager } from "./SessionManager.js"
 
 export interface Settings {
@@ -44,9 +44,9 @@ export class SessionGroupSettingsError extends Data.TaggedError("SessionGroupSet
 }
 
 const validate = (settings: Settings): Effect.Effect<Settings, SessionGroupSettingsError> =>
-  !(Number.isSafeInteger(settings.maxOwned) && settings.maxOwned >= 1)
+  !isCount(settings.maxOwned)
     ? Effect.fail(new SessionGroupSettingsError({ setting: "maxOwned", value: settings.maxOwned }))
-    : !(Duration.toMillis(settings.claimInterval) > 0)
+    : !isPositiveDuration(settings.claimInterval)
     ? Effect.fail(new SessionGroupSettingsError({ setting: "claimInterval", value: settings.claimInterval }))
     : Effect.succeed(settings)
 

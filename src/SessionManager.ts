@@ -19,7 +19,7 @@ import {
   SessionLost
 } from "./CursorStore.js"
 import * as EventTracker from "./EventTracker.js"
-import { positiveDuration, positiveInt } from "./internal/settings.js"
+import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "./internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
 import * as SessionOwnership from "./SessionOwnership.js"
 import type { SseEvent } from "./SseEvent.js"
@@ -73,13 +73,11 @@ export class SessionSettingsError extends Data.TaggedError("SessionSettingsError
 const validate = (settings: Settings): Effect.Effect<Settings, SessionSettingsError> => {
   const count = (setting: "maxSessions" | "maxTracked") => {
     const value = settings[setting]
-    return Number.isSafeInteger(value) && value >= 1
-      ? undefined
-      : new SessionSettingsError({ setting, value, reason: "must be a whole number ≥ 1" })
+    return isCount(value) ? undefined : new SessionSettingsError({ setting, value, reason: countRule })
   }
-  const ttl = Duration.toMillis(settings.idleTtl) > 0
+  const ttl = isPositiveDuration(settings.idleTtl)
     ? undefined
-    : new SessionSettingsError({ setting: "idleTtl", value: settings.idleTtl, reason: "must be longer than zero" })
+    : new SessionSettingsError({ setting: "idleTtl", value: settings.idleTtl, reason: durationRule })
   const broken = SessionOwnership.invalid(settings)
   const ownership = broken === undefined
     ? undefined

@@ -15,7 +15,7 @@ import {
   type SessionBusy,
   SessionLost
 } from "./CursorStore.js"
-import { positiveDuration } from "./internal/settings.js"
+import { durationRule, isPositiveDuration, positiveDuration } from "./internal/settings.js"
 
 // --- Settings ---
 
@@ -74,7 +74,7 @@ export const config: Config.Config<Settings> = Config.all({
 export const invalid = (settings: Settings): { setting: keyof Settings; reason: string } | undefined => {
   if (settings.owner === "") return { setting: "owner", reason: "must not be empty" }
   for (const setting of ["leaseTtl", "renewInterval", "pollInterval"] as const) {
-    if (!(Duration.toMillis(settings[setting]) > 0)) return { setting, reason: "must be longer than zero" }
+    if (!isPositiveDuration(settings[setting])) return { setting, reason: durationRule }
   }
   return Duration.lessThan(settings.renewInterval, settings.leaseTtl)
     ? undefined

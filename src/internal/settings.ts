@@ -5,10 +5,18 @@
  */
 import { Config, Duration } from "effect"
 
+/** The count rule, for settings given in code as well as read from the environment. */
+export const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 1
+export const countRule = "must be a whole number ≥ 1"
+
+/** The duration rule, likewise. */
+export const isPositiveDuration = (d: Duration.DurationInput): boolean => Duration.toMillis(d) > 0
+export const durationRule = "must be longer than zero"
+
 /** An integer setting named `name`, at least 1, `fallback` when unset. */
 export const positiveInt = (name: string, fallback: number, description: string): Config.Config<number> =>
   Config.integer(name).pipe(
-    Config.validate({ message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }),
+    Config.validate({ message: countRule, validation: (n) => n >= 1 }),
     Config.withDefault(fallback),
     Config.withDescription(description)
   )
@@ -20,7 +28,7 @@ export const positiveDuration = (
   description: string
 ): Config.Config<Duration.Duration> =>
   Config.duration(name).pipe(
-    Config.validate({ message: "must be longer than zero", validation: (d) => Duration.toMillis(d) > 0 }),
+    Config.validate({ message: durationRule, validation: (d: Duration.Duration) => isPositiveDuration(d) }),
     Config.withDefault(fallback),
     Config.withDescription(description)
   )
