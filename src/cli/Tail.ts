@@ -317,6 +317,25 @@ const hold = (
         : Effect.fail(busy))
   )
 
+/** The run's client: its own tracker copy, settings from the environment under the caller's, its own account. */
+const clientStream = (
+  options: Options,
+  env: Settings,
+  clientTracker: EventTracker.EventTracker,
+  account: Account,
+  report: (status: Status) => Effect.Effect<void>
+) =>
+  SseClient.stream(request(options), {
+    ...env.client,
+    ...options.client,
+    tracker: clientTracker,
+    idleTimeout: options.idleTimeout ?? env.client.idleTimeout,
+    onConnection: (status) => {
+      if (status.state === "reconnecting") account.reconnects++
+      return report({ _tag: "Connection", ...status })
+    }
+  })
+
 /**
  * Tails until `maxEvents`, a 204, a fatal error or interruption; in every case the
  * session's cursor is written before it returns (by the worker's drain).
@@ -353,16 +372,7 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     const clientTracker = yield* EventTracker.copy(session.tracker)
     const account = new Account(clientTracker, Context.get(context, PersistenceWorker.PersistenceWorker))
     yield* reportProgress(account, report, Duration.decode(options.reportEvery ?? "1 second"))
-    const events = SseClient.stream(request(options), {
-      ...env.client,
-      ...options.client,
-      tracker: clientTracker,
-      idleTimeout: options.idleTimeout ?? env.client.idleTimeout,
-      onConnection: (status) => {
-        if (status.state === "reconnecting") account.reconnects++
-        return report({ _tag: "Connection", ...status })
-      }
-    })
+    const events = clientStream(options, env, clientTracker, account, report)
 
     // Writes the cursor now rather than at the worker's next flush.
     const finish = Effect.gen(function*() {
