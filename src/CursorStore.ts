@@ -4,14 +4,17 @@
  * can refuse any save that would move a cursor backwards, which is what makes late
  * retries and several instances writing the same session harmless.
  *
- * This module holds the contract, the in-memory store and the store on any
- * `@effect/sql` client; the engines have their own entry points
+ * This module holds the contract, the in-memory store, the store on any
+ * `@effect/platform` `KeyValueStore` (a browser's `localStorage`, files) and the
+ * store on any `@effect/sql` client; the SQL engines have their own entry points
  * (`effect-sse-resume/sqlite`, `effect-sse-resume/pg`), so importing the library
  * loads no database driver.
  */
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Data, Effect, Layer, Option, Schema } from "effect"
+import * as keyValueCursors from "./internal/keyValueCursors.js"
 import { makeCommit } from "./internal/sqlCommit.js"
 import { createOwnersTable, lockEpochs, makeLeases } from "./internal/sqlLeases.js"
 
@@ -196,8 +199,8 @@ const decodeRecentIds = (text: string | null) =>
 const supersedes = (a: Cursor, b: Cursor) =>
   (a.epoch ?? 0) !== (b.epoch ?? 0) ? (a.epoch ?? 0) > (b.epoch ?? 0) : a.seq > b.seq
 
-/** The newest cursor per session among `cursors`, so one statement never touches a row twice. */
-const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
+/** @internal The newest cursor per session among `cursors`, so one statement never touches a row twice. */
+export const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
   const newest = new Map<string, Cursor>()
   for (const cursor of cursors) {
     const seen = newest.get(cursor.sessionId)
@@ -206,7 +209,8 @@ const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor> => {
   return newest
 }
 
-const fenced = (cursor: Cursor) => new SessionLost({ sessionId: cursor.sessionId, epoch: cursor.epoch!, reason: "fenced" })
+/** @internal */
+export const fenced = (cursor: Cursor) => new SessionLost({ sessionId: cursor.sessionId, epoch: cursor.epoch!, reason: "fenced" })
 
 /** A released lease's expiry: in the past for every clock, its epoch kept. */
 const released = 0
@@ -256,6 +260,31 @@ export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () 
       })
   })
 })
+
+/**
+ * Cursors and leases on any `@effect/platform` `KeyValueStore`: a browser's
+ * storage (`BrowserKeyValueStore.layerLocalStorage` from `@effect/platform-browser`)
+ * or a directory of files (`NodeKeyValueStore.layerFileSystem`). Keys start with
+ * "effect-sse-resume/" (`.../cursor/<session>`, `.../owner/<session>`), values are
+ * JSON; one that is not a cursor (corrupt, or another program's) fails its
+ * operation with a `CursorStoreError` (`remove` clears a cursor without reading it).
+ *
+ * Within one store (one process, one tab) the contract is the SQL store's:
+ * operations run one at a time, so `seq` never goes backwards, a lease is
+ * exclusive and a stale epoch is fenced. Across stores sharing the storage
+ * (browser tabs of one origin on `localStorage`, processes on one directory) it
+ * is best-effort: a key-value store has no transaction or compare-and-set, so two
+ * of them can interleave a check and its write, both taking a lease or a lower
+ * `seq` landing last. Give each tab its own session id (or use `sessionStorage`),
+ * and a database store to processes that share sessions. Expiry is by this
+ * process's `Clock`. A `saveAll` is not one transaction: a failure part way keeps
+ * the sessions already written. The file store writes a value in place, so a
+ * crash during a write can leave one that fails to load.
+ */
+export const layerKeyValueStore: Layer.Layer<CursorStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
+  CursorStore,
+  Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Effect.map(keyValueCursors.make(kv), CursorStore.of))
+)
 
 interface CursorRow {
   readonly session_id: string

@@ -3,7 +3,8 @@ import { Context, Effect, Layer, Option, TestServices } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
-import { notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import { keyValueTempStore, notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { existsSync, writeFileSync } from "node:fs"
@@ -166,6 +167,8 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
 
 contract("memory", Cursors.layerMemory)
 contract("sqlite", sqliteStore)
+contract("key-value memory", Layer.provide(Cursors.layerKeyValueStore, KeyValueStore.layerMemory))
+contract("key-value files", keyValueTempStore)
 
 describe("CursorStore.layerSql on a damaged row", () => {
   it.scoped("a window that is not a JSON array of strings is a typed load error", () =>

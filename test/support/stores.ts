@@ -2,7 +2,10 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { PlatformError } from "@effect/platform/Error"
+import * as NodeKeyValueStore from "@effect/platform-node/NodeKeyValueStore"
 import { CursorStore } from "../../src/CursorStore.js"
+import * as Cursors from "../../src/CursorStore.js"
 import * as PgCursorStore from "../../src/PgCursorStore.js"
 import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
 import { Effect, Layer } from "effect"
@@ -29,3 +32,12 @@ export const pgStore = (): Layer.Layer<CursorStore, unknown> => PgCursorStore.la
 
 /** Session ids unique to this run, so suites sharing one database never see each other's rows. */
 export const runId = `${process.pid}-${Date.now().toString(36)}`
+
+/** The key-value store on files (`NodeKeyValueStore.layerFileSystem`) in `dir`. */
+export const keyValueFileStore = (dir: string): Layer.Layer<CursorStore, PlatformError> =>
+  Layer.provide(Cursors.layerKeyValueStore, NodeKeyValueStore.layerFileSystem(dir))
+
+/** The key-value store on files in a fresh temp dir. */
+export const keyValueTempStore: Layer.Layer<CursorStore, unknown> = Layer.unwrapScoped(
+  Effect.map(tempDir("sse-kv-"), keyValueFileStore)
+)
