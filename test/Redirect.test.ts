@@ -262,6 +262,32 @@ describe("Redirect.follow on FetchHttpClient", () => {
       expect(server.seen.map((r) => r.headers["x-from-init"])).toEqual(["yes", "yes"])
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+  /**
+   * Node's fetch as a browser's behaves under `redirect: "manual"`: every 3xx
+   * becomes an opaque status-0 answer (Chromium itself: test/Browser.test.ts).
+   */
+  const browserLikeFetch: typeof globalThis.fetch = async (input, init) => {
+    const response = await globalThis.fetch(input, init)
+    return init?.redirect === "manual" && Redirect.isRedirect(response.status) ? Response.error() : response
+  }
+
+  it.scopedLive("a redirect fetch hides (a browser's) is sent again for fetch to follow, for a safe method only", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((req, res) => req.path === "/old" ? redirect(res, 307, "/events") : ok(res))
+      const followed = yield* follow(HttpClientRequest.get(`${server.origin}/old`))
+      expect(followed.response.status).toBe(200)
+      expect(yield* followed.response.text).toBe("ok")
+      expect(server.seen.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /old", "GET /old", "GET /events"])
+
+      const error = yield* failure(follow(HttpClientRequest.post(`${server.origin}/old`).pipe(
+        HttpClientRequest.bodyText("{}", "application/json")
+      )))
+      expect(error).toMatchObject({ _tag: "SseRedirectError", reason: "hidden", status: 0 })
+      expect(error.message).toContain("not sent a second time")
+      // The POST was sent once, never resent.
+      expect(server.seen.filter((r) => r.method === "POST")).toHaveLength(1)
+    }).pipe(Effect.provide(FetchHttpClient.layer), Effect.provideService(FetchHttpClient.Fetch, browserLikeFetch)))
+
 })
 
 describe("Redirect.follow, scripted", () => {

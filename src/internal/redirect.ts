@@ -16,7 +16,7 @@ import { Data, Effect, Either, ExecutionStrategy, Exit, Option, Scope } from "ef
 /** Fetch's limit, and the default of `maxRedirects`. */
 export const defaultMaxRedirects = 20
 
-export type RedirectFailure = "loop" | "tooMany" | "noLocation" | "badLocation" | "bodyNotReplayable"
+export type RedirectFailure = "loop" | "tooMany" | "noLocation" | "badLocation" | "bodyNotReplayable" | "hidden"
 
 export class SseRedirectError extends Data.TaggedError("SseRedirectError")<{
   readonly reason: RedirectFailure
@@ -33,7 +33,9 @@ export class SseRedirectError extends Data.TaggedError("SseRedirectError")<{
       tooMany: `redirects more than ${this.chain.length - 1} times`,
       noLocation: "redirects without a Location header",
       badLocation: `redirects to an unusable Location ${JSON.stringify(this.location)}`,
-      bodyNotReplayable: "redirects a streamed body, which cannot be sent again"
+      bodyNotReplayable: "redirects a streamed body, which cannot be sent again",
+      hidden: "redirects, and this platform's fetch (a browser's) hides where to: " +
+        "a request of a method that is not safe is not sent a second time to let fetch follow it"
     }[this.reason]
     return `SSE request to ${last} ${why} (HTTP ${this.status}; chain: ${this.chain.join(" -> ")})`
   }
@@ -63,6 +65,15 @@ export interface FollowOptions<E, R> {
   /** Redirects followed before failing with reason "tooMany"; default 20. */
   readonly maxRedirects?: number
 }
+
+/**
+ * Whether fetch hid a redirect: under `redirect: "manual"` a browser answers a 3xx
+ * with an opaque-redirect response, the only answer of status 0 it gives there.
+ */
+export const isHiddenRedirect = (status: number): boolean => status === 0
+
+const isSafeMethod = (method: string): boolean =>
+  method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE"
 
 /** Credentials meant for one origin; fetch and undici drop them when a redirect leaves it. */
 const originBoundHeaders = ["authorization", "proxy-authorization", "cookie", "host"]
@@ -117,8 +128,12 @@ const nextHop = (
  *
  * On FetchHttpClient each hop runs with `RequestInit.redirect = "manual"`, merged
  * into the caller's `FetchHttpClient.RequestInit` if there is one, so fetch hands
- * us the 3xx. (Node's fetch exposes its status and Location; a browser returns an
- * opaque status-0 response instead, which the caller sees as an error status.)
+ * us the 3xx. Node's fetch exposes its status and Location; a browser's answers an
+ * opaque "opaqueredirect" response of status 0 instead (`isHiddenRedirect`). Then a
+ * request of a safe method (GET, HEAD, OPTIONS, TRACE) is sent again with the
+ * browser following the redirects itself (fetch's own rules and limit of 20, the
+ * whole chain within one hop's timeout); another method fails with reason "hidden", since sending
+ * it again could do its work twice on the server.
  */
 export const follow = <E, R>(
   request: HttpClientRequest.HttpClientRequest,
@@ -142,6 +157,18 @@ export const follow = <E, R>(
         Scope.extend(hop),
         Effect.onError((cause) => Scope.close(hop, Exit.failCause(cause)))
       )
+      if (isHiddenRedirect(response.status)) {
+        yield* Scope.close(hop, Exit.void)
+        if (!isSafeMethod(current.method)) {
+          return yield* new SseRedirectError({ reason: "hidden", chain: [...chain], status: 0, location: undefined })
+        }
+        // The browser's answer hides the final URL too: `url` stays the one requested.
+        const followed = yield* options.execute(current).pipe(
+          Effect.provideService(FetchHttpClient.RequestInit, { ...init, redirect: "follow" }),
+          Scope.extend(parent)
+        )
+        return { response: followed, url, chain: [...chain] }
+      }
       if (!isRedirect(response.status)) return { response, url, chain: [...chain] }
       yield* Scope.close(hop, Exit.void)
       const next = yield* nextHop(current, response, [...chain])
