@@ -3,7 +3,8 @@ import { Context, Effect, Layer, Option, TestServices } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
-import { keyValueTempStore, notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import { keyValueFileStore, keyValueTempStore, notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
+import { SystemError } from "@effect/platform/Error"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
@@ -121,6 +122,8 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
         expect(busy.message).toContain("host-a/1")
         expect(yield* store.renew([a], 10_000)).toEqual([])
         yield* store.release(a)
+        // Released is given up: a renewal does not take it back.
+        expect(yield* store.renew([a], 10_000)).toEqual([a])
         const b = yield* store.acquire(id, "host-b/2", 10_000)
         expect(b.epoch).toBeGreaterThan(a.epoch)
         expect(yield* store.renew([a, b], 10_000)).toEqual([a])
@@ -324,4 +327,177 @@ describe.skipIf(pgUrl === undefined)("postgres", () => {
       }
       expect(Option.getOrThrow(yield* a.load(ids[0]!)).seq).toBe(21)
     }).pipe(Effect.scoped), 30_000)
+})
+
+/**
+ * The Web Storage API (`localStorage`'s interface) on a Map, with a quota as
+ * browsers have (about 5 MB an origin): a write past it throws QuotaExceededError.
+ */
+class QuotaStorage implements Storage {
+  readonly items = new Map<string, string>()
+  /** Writes per key. */
+  readonly writes = new Map<string, number>()
+  constructor(readonly quota = Infinity) {}
+  get length() {
+    return this.items.size
+  }
+  key(index: number) {
+    return [...this.items.keys()][index] ?? null
+  }
+  getItem(key: string) {
+    return this.items.get(key) ?? null
+  }
+  setItem(key: string, value: string) {
+    let used = key.length + value.length
+    for (const [k, v] of this.items) if (k !== key) used += k.length + v.length
+    if (used > this.quota) throw new DOMException("The quota has been exceeded.", "QuotaExceededError")
+    this.items.set(key, value)
+    this.writes.set(key, (this.writes.get(key) ?? 0) + 1)
+  }
+  removeItem(key: string) {
+    this.items.delete(key)
+  }
+  clear() {
+    this.items.clear()
+  }
+}
+
+/** The store as a browser tab has it: `localStorage` through `KeyValueStore.layerStorage`. */
+const storageStore = (storage: Storage) => Layer.provide(Cursors.layerKeyValueStore, KeyValueStore.layerStorage(() => storage))
+
+contract("key-value Web Storage", storageStore(new QuotaStorage()))
+
+/** The store over `storage`, built in the test's scope. */
+const storeOn = (storage: Storage) => Effect.map(Layer.build(storageStore(storage)), Context.get(CursorStore))
+
+describe("CursorStore.layerKeyValueStore", () => {
+  it.scoped("keeps its keys under effect-sse-resume/, values as JSON", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      yield* store.saveAll([cursor("s", 2, ["e1", "e2"])])
+      yield* store.acquire("s", "tab-1", 10_000)
+      expect([...storage.items.keys()].sort()).toEqual(["effect-sse-resume/cursor/s", "effect-sse-resume/owner/s"])
+      expect(JSON.parse(storage.getItem("effect-sse-resume/cursor/s")!)).toEqual({
+        lastEventId: "e2",
+        seq: 2,
+        recentIds: ["e1", "e2"],
+        updatedAt: cursor("s", 2).updatedAt
+      })
+    }))
+
+  it.scoped("a batch writes each session's key once, with its newest cursor", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      yield* store.saveAll(Array.from({ length: 300 }, (_, i) => cursor(`s${i % 3}`, i + 1)))
+      expect([...storage.writes.values()]).toEqual([1, 1, 1])
+      expect(Option.getOrThrow(yield* store.load("s2")).seq).toBe(300)
+    }))
+
+  it.scoped("a corrupt or foreign value is a typed error of the operation that read it; remove clears it", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      for (const value of ["{\"lastEventId\":\"e1\",\"seq\":", "{\"theme\":\"dark\"}", "{\"lastEventId\":\"e1\",\"seq\":1.5,\"updatedAt\":0}", "42"]) {
+        storage.setItem("effect-sse-resume/cursor/s", value)
+        const load = yield* Effect.flip(store.load("s"))
+        expect(load).toMatchObject({ _tag: "CursorStoreError", operation: "load" })
+        expectOneLine(load.message, /^load failed: /)
+        // A save cannot tell whether it moves the cursor forwards, so it does not overwrite.
+        expect(yield* Effect.flip(store.saveAll([cursor("s", 9)]))).toMatchObject({ operation: "save" })
+        expect(storage.getItem("effect-sse-resume/cursor/s")).toBe(value)
+      }
+      yield* store.remove("s")
+      yield* store.saveAll([cursor("s", 1)])
+      expect(Option.getOrThrow(yield* store.load("s")).seq).toBe(1)
+
+      storage.setItem("effect-sse-resume/owner/s", "[]")
+      for (const [operation, attempt] of [
+        ["acquire", store.acquire("s", "tab-1", 10_000)],
+        ["renew", store.renew([{ sessionId: "s", owner: "tab-1", epoch: 1 }], 10_000)],
+        ["release", store.release({ sessionId: "s", owner: "tab-1", epoch: 1 })],
+        ["save", store.saveAll([{ ...cursor("s", 2), epoch: 1 }])]
+      ] as const) {
+        const error = yield* Effect.flip(attempt as Effect.Effect<unknown, Cursors.CursorStoreError | Cursors.SessionBusy>)
+        expect(error).toMatchObject({ _tag: "CursorStoreError", operation })
+      }
+    }))
+
+  it.scoped("a full localStorage fails the save with a typed error; the stored cursor stays and loads", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage(400)
+      const store = yield* storeOn(storage)
+      yield* store.saveAll([cursor("s", 1)])
+      const error = yield* Effect.flip(store.saveAll([cursor("s", 2, Array.from({ length: 50 }, (_, i) => `id-${i}`))]))
+      expect(error.operation).toBe("save")
+      expectOneLine(error.message, /^save failed: PermissionDenied: KeyValueStore\.set \(effect-sse-resume\/cursor\/s\)/)
+      expect(Option.getOrThrow(yield* store.load("s")).seq).toBe(1)
+    }))
+
+  it.scoped("every failure of the key-value store is a CursorStoreError naming the operation and the reason", () =>
+    Effect.gen(function*() {
+      const broken = (method: string) =>
+        Effect.fail(new SystemError({ reason: "Unknown", module: "KeyValueStore", method, description: "disk on fire" }))
+      const kv = KeyValueStore.makeStringOnly({
+        get: () => broken("get"),
+        set: () => broken("set"),
+        remove: () => broken("remove"),
+        clear: broken("clear"),
+        size: broken("size")
+      })
+      const context = yield* Layer.build(Layer.provide(Cursors.layerKeyValueStore, Layer.succeed(KeyValueStore.KeyValueStore, kv)))
+      const store = Context.get(context, CursorStore)
+      const lease = { sessionId: "s", owner: "a", epoch: 1 }
+      for (const [operation, method, attempt] of [
+        ["load", "get", store.load("s")],
+        ["save", "get", store.saveAll([cursor("s", 1)])],
+        ["remove", "remove", store.remove("s")],
+        ["acquire", "get", store.acquire("s", "a", 1_000)],
+        ["renew", "get", store.renew([lease], 1_000)],
+        ["release", "get", store.release(lease)]
+      ] as const) {
+        const error = yield* Effect.flip(attempt as Effect.Effect<unknown, Cursors.CursorStoreError | Cursors.SessionBusy>)
+        expect(error).toMatchObject({ _tag: "CursorStoreError", operation })
+        expectOneLine(error.message, new RegExp(`^${operation} failed: Unknown: KeyValueStore\\.${method}: disk on fire$`))
+      }
+    }))
+
+  it.scoped("cursors and leases outlive the store: a new one over the same directory (a restart) sees them", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("sse-kv-restart-")
+      const before = yield* Effect.scoped(Effect.gen(function*() {
+        const store = Context.get(yield* Layer.build(keyValueFileStore(dir)), CursorStore)
+        const lease = yield* store.acquire("s", "process-1", 60_000)
+        yield* store.saveAll([{ ...cursor("s", 7, ["e6", "e7"]), epoch: lease.epoch }])
+        return lease
+      }))
+      const store = Context.get(yield* Layer.build(keyValueFileStore(dir)), CursorStore)
+      expect(Option.getOrThrow(yield* store.load("s"))).toEqual(cursor("s", 7, ["e6", "e7"]))
+      expect((yield* busyOf(store.acquire("s", "process-2", 60_000))).owner).toBe("process-1")
+      yield* store.release(before)
+      expect((yield* store.acquire("s", "process-2", 60_000)).epoch).toBe(before.epoch + 1)
+      expect(yield* store.saveAll([{ ...cursor("s", 9), epoch: before.epoch }])).toHaveLength(1)
+    }).pipe(TestServices.provideLive))
+
+  // Each operation is several reads and writes of files: without one operation at a
+  // time, two fibers interleave them, and a lower seq or a second owner gets in.
+  it.scoped("fibers saving and acquiring one session at once keep the contract", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("sse-kv-race-")
+      const store = Context.get(yield* Layer.build(keyValueFileStore(dir)), CursorStore)
+      for (let round = 0; round < 5; round++) {
+        const id = `race-${round}`
+        yield* Effect.all(
+          Array.from({ length: 40 }, (_, i) => store.saveAll([cursor(id, (i * 7919) % 41 + 1)])),
+          { concurrency: "unbounded", discard: true }
+        )
+        expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(41)
+        const acquired = yield* Effect.all(
+          Array.from({ length: 8 }, (_, i) => Effect.either(store.acquire(id, `fiber-${i}`, 60_000))),
+          { concurrency: "unbounded" }
+        )
+        expect(acquired.filter((result) => result._tag === "Right").map((result) => result.right.epoch)).toEqual([1])
+      }
+    }).pipe(TestServices.provideLive))
 })

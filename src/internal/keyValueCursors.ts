@@ -20,7 +20,7 @@ import {
 } from "../CursorStore.js"
 
 /** Every key the store writes starts with this, so the store can share a `KeyValueStore` with other data. */
-export const keyPrefix = "effect-sse-resume/"
+const keyPrefix = "effect-sse-resume/"
 const cursorKey = (sessionId: string) => `${keyPrefix}cursor/${sessionId}`
 const ownerKey = (sessionId: string) => `${keyPrefix}owner/${sessionId}`
 
