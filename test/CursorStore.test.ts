@@ -10,8 +10,11 @@ import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import * as PersistenceWorker from "../src/PersistenceWorker.js"
 import * as PgCursorStore from "../src/PgCursorStore.js"
+import * as SessionManager from "../src/SessionManager.js"
 import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
+import { SseEvent } from "../src/SseEvent.js"
 
 const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string>): Cursor => ({
   sessionId,
@@ -500,4 +503,32 @@ describe("CursorStore.layerKeyValueStore", () => {
         expect(acquired.filter((result) => result._tag === "Right").map((result) => result.right.epoch)).toEqual([1])
       }
     }).pipe(TestServices.provideLive))
+})
+
+describe("SessionManager over layerKeyValueStore", () => {
+  it.scoped("a held session records events; a manager started later over the same files resumes after its cursor", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("sse-kv-manager-")
+      const manager = SessionManager.layer().pipe(
+        Layer.provideMerge(PersistenceWorker.layer()),
+        Layer.provide(keyValueFileStore(dir))
+      )
+      const start = Effect.map(Layer.build(manager), Context.get(SessionManager.SessionManager))
+      const events = (from: number, to: number) =>
+        Array.from({ length: to - from + 1 }, (_, i) => new SseEvent({ id: `e${from + i}`, data: "x" }))
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        const session = yield* (yield* start).hold("tab")
+        expect(yield* session.tracker.recordAll(events(1, 5))).toHaveLength(5)
+        // Another manager on the same files sees the lease.
+        expect((yield* Effect.flip(Effect.scoped((yield* start).hold("tab"))))._tag).toBe("SessionBusy")
+      }))
+
+      const session = yield* (yield* start).hold("tab")
+      expect(yield* session.tracker.lastEventId).toEqual(Option.some("e5"))
+      expect(yield* session.seq).toBe(5)
+      expect(yield* session.epoch).toEqual(Option.some(2))
+      const fresh = yield* session.tracker.recordAll(events(3, 7))
+      expect(fresh.map((event) => event.id)).toEqual(["e6", "e7"])
+    }))
 })
