@@ -393,6 +393,31 @@ describe("IdWindow", () => {
     expect(window.size).toBe(3)
   })
 
+  it("agrees with a plain Set and queue under heavy churn of colliding integer ids", () => {
+    // Integer ids live in an open-addressing table: many inserts and evictions over
+    // a narrow range make long probe runs that wrap around, where a wrong deletion
+    // loses or resurrects ids.
+    let seed = 42
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32
+    for (const [capacity, range] of [[1, 3], [7, 20], [100, 300], [1000, 1500]] as const) {
+      const window = new IdWindow(capacity)
+      const held = new Set<string>()
+      const order: Array<string> = []
+      for (let step = 0; step < 20_000; step++) {
+        const id = random() < 0.05 ? `x${Math.floor(random() * range)}` : String(Math.floor(random() * range) * 1024)
+        const fresh = !held.has(id)
+        expect(window.admit(id)).toBe(fresh)
+        if (fresh) {
+          held.add(id)
+          order.push(id)
+          if (order.length > capacity) held.delete(order.shift()!)
+        }
+      }
+      expect(window.oldestFirst()).toEqual(order)
+      for (let n = 0; n < range; n++) expect(window.has(String(n * 1024))).toBe(held.has(String(n * 1024)))
+    }
+  })
+
   it("reset keeps the newest capacity ids, oldest first", () => {
     const window = new IdWindow(2)
     window.admit("x")
