@@ -3,13 +3,14 @@ import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Effect, Exit, FiberId, Option } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type CliError, ExitCode, outcome, UsageError } from "../src/cli/Cli.js"
 import * as DemoServer from "../src/cli/DemoServer.js"
+import * as DemoPage from "../src/cli/ui/DemoPage.js"
 import * as Tail from "../src/cli/Tail.js"
 import * as CursorStore from "../src/CursorStore.js"
 import { TrackerOptionsError } from "../src/EventTracker.js"
@@ -17,7 +18,7 @@ import { SseEventTooLarge } from "../src/Sse.js"
 import * as SqliteCursorStore from "../src/SqliteCursorStore.js"
 import * as SseClient from "../src/SseClient.js"
 import * as McpExample from "./examples/mcp.js"
-import { cliBundle } from "./support/cliBundle.js"
+import { cliBundle, pageBundle } from "./support/cliBundle.js"
 import * as McpServer from "./support/McpServer.js"
 
 
@@ -88,6 +89,7 @@ describe("Cli.outcome", () => {
     UsageError: [new UsageError({ message: "--max-events must be at least 1" }), 2],
     InvalidConfig: [new Tail.InvalidConfig({ cause: ConfigError.InvalidData(["SSE_IDLE_TTL"], "must be longer than zero") }), 2],
     DemoServerError: [new DemoServer.DemoServerError({ port: 80, cause: "EACCES" }), 2],
+    DemoPageMissing: [new DemoPage.DemoPageMissing({ looked: ["dist/ui/page.js"] }), 2],
     SseHttpError: [new SseClient.SseHttpError({ status: 404, url, attempt: 1 }), 3],
     SseRedirectError: [
       new SseClient.SseRedirectError({ reason: "loop", chain: [url, `${url}?b`, url], status: 302, location: url }),
@@ -402,4 +404,46 @@ describe("sse-resume CLI (spawned)", () => {
       expect(gets.length).toBeGreaterThanOrEqual(1)
       expect(gets.every((r) => r.lastEventId !== undefined && r.sessionId === session.id)).toBe(true)
     }), 30_000)
+})
+
+describe("sse-resume serve-demo --ui (spawned)", () => {
+  it.live("serves the page and its bundled script beside the stream, and says where to open it", () =>
+    Effect.gen(function*() {
+      const run = cli(["serve-demo", "--ui", "--port", "0"])
+      yield* Effect.addFinalizer(() => Effect.sync(() => run.child.kill("SIGTERM")))
+      yield* Effect.promise(() => waitFor(() => /demo page: open (\S+)/.test(run.stderr()), 10_000))
+      const origin = /demo page: open (\S+)\//.exec(run.stderr())![1]!
+      const page = yield* Effect.promise(() => fetch(`${origin}/`))
+      expect(page.headers.get("content-type")).toContain("text/html")
+      expect(yield* Effect.promise(() => page.text())).toContain(`<script type="module" src="/page.js">`)
+      const script = yield* Effect.promise(() => fetch(`${origin}/page.js`))
+      expect(script.headers.get("content-type")).toContain("text/javascript")
+      // The bundle the build made, served as is: no CDN, no esbuild at run time.
+      expect(yield* Effect.promise(() => script.text())).toBe(readFileSync(pageBundle, "utf8"))
+    }).pipe(Effect.scoped))
+
+  it.live("without a built page, --ui exits 2 naming the fix, and plain serve-demo needs none", () =>
+    Effect.gen(function*() {
+      // The CLI bundle alone, in a folder with no ui/ beside it (node_modules still above it).
+      const dir = mkdtempSync(join(cliBundle, "..", "..", "..", "sse-resume-test-nopage-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      mkdirSync(join(dir, "cli"))
+      const lonely = join(dir, "cli", "main.mjs")
+      copyFileSync(cliBundle, lonely)
+      const spawnLonely = (args: ReadonlyArray<string>) =>
+        spawn(process.execPath, [lonely, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      const missing = spawnLonely(["serve-demo", "--ui", "--port", "0"])
+      let stderr = ""
+      missing.stderr!.setEncoding("utf8").on("data", (text: string) => void (stderr += text))
+      const code = yield* Effect.promise(() => new Promise<number | null>((resolve) => missing.on("exit", resolve)))
+      expect(code).toBe(ExitCode.usage)
+      expect(stderr).toMatch(/^sse-resume: the demo page is not built \(looked for .*page\.js\): run `npm run build` first\n$/)
+
+      const plain = spawnLonely(["serve-demo", "--port", "0"])
+      yield* Effect.addFinalizer(() => Effect.sync(() => plain.kill("SIGTERM")))
+      let said = ""
+      plain.stderr!.setEncoding("utf8").on("data", (text: string) => void (said += text))
+      yield* Effect.promise(() => waitFor(() => said.includes("serving numbered events"), 10_000))
+      expect(said).not.toContain("demo page")
+    }).pipe(Effect.scoped))
 })

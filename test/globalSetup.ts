@@ -1,6 +1,7 @@
 /** Builds what spawned tests run, once per `vitest run` (see test/support/cliBundle.ts). */
 import { build } from "esbuild"
-import { cliBundle, crashChildBundle, exactlyOnceChildBundle, ownerChildBundle } from "./support/cliBundle.js"
+import { bundlePage } from "../src/cli/ui/build.mjs"
+import { cliBundle, crashChildBundle, exactlyOnceChildBundle, ownerChildBundle, pageBundle } from "./support/cliBundle.js"
 
 const bundle = (entry: string, outfile: string) =>
   build({ entryPoints: [entry], bundle: true, platform: "node", format: "esm", packages: "external", outfile, logLevel: "warning" })
@@ -10,6 +11,7 @@ export default async function setup(): Promise<void> {
     bundle("src/cli/main.ts", cliBundle),
     bundle("test/support/crashChild.ts", crashChildBundle),
     bundle("test/support/ownerChild.ts", ownerChildBundle),
-    bundle("test/support/exactlyOnceChild.ts", exactlyOnceChildBundle)
+    bundle("test/support/exactlyOnceChild.ts", exactlyOnceChildBundle),
+    bundlePage(pageBundle)
   ])
 }

@@ -9,6 +9,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Data, Duration, Effect, Exit, Layer, Logger, Option } from "effect"
 import * as SqliteCursorStore from "../SqliteCursorStore.js"
 import * as DemoServer from "./DemoServer.js"
+import * as DemoPage from "./ui/DemoPage.js"
 import type * as SseClient from "../SseClient.js"
 import * as Tail from "./Tail.js"
 import * as Telemetry from "../Telemetry.js"
@@ -36,6 +37,7 @@ export type CliError =
   | UsageError
   | Tail.TailError
   | DemoServer.DemoServerError
+  | DemoPage.DemoPageMissing
 
 /** Exhaustive, so an error the CLI can newly end with does not compile until it has a code. */
 export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
@@ -54,6 +56,8 @@ export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   UsageError: ExitCode.usage,
   InvalidConfig: ExitCode.usage,
   DemoServerError: ExitCode.usage,
+  // serve-demo --ui from a checkout that was never built: the message says to build.
+  DemoPageMissing: ExitCode.usage,
   SseHttpError: ExitCode.http,
   // A redirect loop or chain that cannot be followed: retrying gets the same answers.
   SseRedirectError: ExitCode.http,
@@ -328,15 +332,25 @@ const serveDemo = Command.make("serve-demo", {
     Options.withDefault(0),
     Options.withDescription("Cut each connection after N events (default: 0, never)")
   ),
-  rate: Options.integer("rate").pipe(Options.withDefault(100), Options.withDescription("Events per second (default: 100)"))
+  rate: Options.integer("rate").pipe(Options.withDefault(100), Options.withDescription("Events per second (default: 100)")),
+  ui: Options.boolean("ui").pipe(
+    Options.withDescription(
+      "Also serve the demo page on / : it tails the stream in the browser, resuming after a reload (default: off)"
+    )
+  )
 }, (args) =>
   Effect.gen(function*() {
+    const pageScript = args.ui ? yield* DemoPage.load(import.meta.url) : undefined
     const server = yield* DemoServer.make({
       port: args.port,
       dropEvery: args.dropEvery,
-      eventsPerSecond: args.rate
+      eventsPerSecond: args.rate,
+      pageScript
     })
-    yield* Effect.sync(() => process.stderr.write(`serving numbered events on ${server.url} (Ctrl-C stops)\n`))
+    yield* Effect.sync(() => {
+      process.stderr.write(`serving numbered events on ${server.url} (Ctrl-C stops)\n`)
+      if (pageScript !== undefined) process.stderr.write(`demo page: open ${server.origin}/ in a browser\n`)
+    })
     return yield* Effect.never
   }).pipe(Effect.scoped))
 

@@ -1,0 +1,33 @@
+/**
+ * Bundles the demo page's script (src/cli/ui/page.ts) for the browser, with every
+ * package it imports: the CLI serves the file as is, with no CDN and no esbuild at
+ * run time (esbuild is a devDependency). `npm run build` runs this file to write
+ * dist/ui/page.js; test/globalSetup.ts calls `bundlePage` for the tests' CLI.
+ */
+import { build } from "esbuild"
+import { fileURLToPath } from "node:url"
+
+const entry = fileURLToPath(new URL("./page.ts", import.meta.url))
+
+/** Writes the page's script to `outfile`; resolves to its size in bytes. */
+export const bundlePage = async (outfile) => {
+  const result = await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "browser",
+    format: "esm",
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+    metafile: true,
+    logLevel: "warning"
+  })
+  return result.metafile.outputs[Object.keys(result.metafile.outputs)[0]].bytes
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const outfile = process.argv[2] ?? "dist/ui/page.js"
+  const bytes = await bundlePage(outfile)
+  console.log(`demo page: ${outfile} (${(bytes / 1024).toFixed(0)} KiB)`)
+}

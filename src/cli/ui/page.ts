@@ -1,0 +1,258 @@
+/**
+ * The demo page's script (bundled for the browser at build time): tails a stream
+ * with `SseClient` over `FetchHttpClient` as a session of `SessionManager`, its
+ * cursor in `localStorage` (`CursorStore.layerKeyValueStore`), so a reload resumes
+ * after the last event shown. The page's own record (the ids each load showed, in
+ * `sessionStorage`) is written in the same JavaScript task as the cursor, so a
+ * reload keeps both or neither: every id is shown once across reloads.
+ *
+ * Query parameters: `url` (default: this server's /events), `session` (default "demo").
+ * For tests and the curious, `window.__sseDemo` holds the page's state.
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as BrowserKeyValueStore from "@effect/platform-browser/BrowserKeyValueStore"
+import { Cause, type Chunk, Effect, Fiber, Layer, Option, Stream } from "effect"
+import * as CursorStore from "../../CursorStore.js"
+import * as EventTracker from "../../EventTracker.js"
+import * as PersistenceWorker from "../../PersistenceWorker.js"
+import * as SessionManager from "../../SessionManager.js"
+import * as SseClient from "../../SseClient.js"
+import type { SseEvent } from "../../SseEvent.js"
+
+/** What one load of the page showed. */
+interface Load {
+  readonly resumedFrom: string | null
+  /** Ids shown, in order (the newest `maxLoggedIds`); `count` counts them all. */
+  ids: Array<string>
+  count: number
+}
+
+interface DemoState {
+  readonly url: string
+  readonly session: string
+  /** This tab's loads, oldest first (the newest `maxLoads`); the last is this one. */
+  readonly loads: Array<Load>
+  delivered: number
+  duplicatesDropped: number
+  reconnects: number
+  storedCursor: string | null
+  status: string
+  error: string | null
+}
+
+declare global {
+  interface Window {
+    __sseDemo: DemoState
+  }
+}
+
+/** Events listed on the page: the newest only, so the DOM stays small. */
+const listedEvents = 25
+/** Bounds of the tab's record in sessionStorage. */
+const maxLoggedIds = 20_000
+const maxLoads = 10
+
+const params = new URLSearchParams(location.search)
+const url = new URL(params.get("url") ?? "/events", location.href).href
+const sessionId = params.get("session") ?? "demo"
+const logKey = `sse-demo/${sessionId}/loads`
+
+const element = (id: string) => document.getElementById(id)!
+
+// --- The tab's record of loads ---
+
+const readLoads = (): Array<Load> => {
+  try {
+    const loads = JSON.parse(sessionStorage.getItem(logKey) ?? "[]")
+    return Array.isArray(loads) ? loads : []
+  } catch {
+    return []
+  }
+}
+
+const state: DemoState = {
+  url,
+  session: sessionId,
+  loads: readLoads(),
+  delivered: 0,
+  duplicatesDropped: 0,
+  reconnects: 0,
+  storedCursor: null,
+  status: "starting",
+  error: null
+}
+window.__sseDemo = state
+
+const saveLoads = () => sessionStorage.setItem(logKey, JSON.stringify(state.loads))
+
+const startLoad = (resumedFrom: string | null): Load => {
+  const load: Load = { resumedFrom, ids: [], count: 0 }
+  state.loads.push(load)
+  if (state.loads.length > maxLoads) state.loads.splice(0, state.loads.length - maxLoads)
+  saveLoads()
+  return load
+}
+
+// --- Rendering ---
+
+const render = () => {
+  const status = element("status")
+  status.textContent = state.status
+  status.className = `badge ${state.status.split(" ")[0]}`
+  element("delivered").textContent = state.delivered.toLocaleString("en")
+  element("duplicates").textContent = state.duplicatesDropped.toLocaleString("en")
+  element("reconnects").textContent = state.reconnects.toLocaleString("en")
+  element("cursor").textContent = state.storedCursor ?? "none"
+  const error = element("error")
+  error.textContent = state.error ?? ""
+  error.className = state.error === null ? "mono" : "mono shown"
+  element("loads").replaceChildren(...state.loads.map((load, i) => {
+    const row = document.createElement("tr")
+    for (const text of [i + 1, load.resumedFrom ?? "(start)", load.ids[0] ?? "", load.ids.at(-1) ?? "", load.count]) {
+      const cell = document.createElement("td")
+      cell.textContent = String(text)
+      row.append(cell)
+    }
+    return row
+  }))
+}
+
+// One render per frame however fast events come.
+let renderQueued = false
+const scheduleRender = () => {
+  if (renderQueued) return
+  renderQueued = true
+  requestAnimationFrame(() => {
+    renderQueued = false
+    render()
+  })
+}
+
+const listEvents = (events: ReadonlyArray<SseEvent>) => {
+  const list = element("events")
+  for (const event of events.slice(-listedEvents)) {
+    const item = document.createElement("li")
+    const id = document.createElement("span")
+    id.className = "id mono"
+    id.textContent = event.id ?? "–"
+    const type = document.createElement("span")
+    type.className = "type mono"
+    type.textContent = event.event
+    const data = document.createElement("span")
+    data.className = "mono"
+    data.textContent = event.data.length > 120 ? `${event.data.slice(0, 120)}…` : event.data
+    item.append(id, type, data)
+    list.prepend(item)
+  }
+  while (list.childElementCount > listedEvents) list.lastElementChild!.remove()
+}
+
+// --- The stream ---
+
+const describe = (status: SseClient.ConnectionStatus): string => {
+  switch (status.state) {
+    case "connecting":
+      return `connecting (attempt ${status.attempt})`
+    case "connected":
+      return "connected"
+    case "reconnecting":
+      return `reconnecting: ${status.reason}`
+  }
+}
+
+const program = Effect.gen(function*() {
+  const manager = yield* SessionManager.SessionManager
+  const store = yield* CursorStore.CursorStore
+  // Not held: a lease would outlive a reload and keep the next load waiting for it.
+  const session = yield* manager.open(sessionId)
+  const resumedFrom = Option.getOrNull(yield* session.tracker.lastEventId)
+  state.storedCursor = resumedFrom
+  const load = startLoad(resumedFrom)
+  scheduleRender()
+
+  // The client drops replays with a copy of the session's tracker; the session
+  // moves only once a chunk's cursor and record are written (commitChunk).
+  const clientTracker = yield* EventTracker.copy(session.tracker)
+  const events = SseClient.stream(HttpClientRequest.get(url), {
+    tracker: clientTracker,
+    // No traceparent/b3 headers: a cross-origin GET then needs no preflight for them.
+    tracePropagation: false,
+    onConnection: (status) =>
+      Effect.sync(() => {
+        if (status.state === "reconnecting") state.reconnects++
+        state.status = describe(status)
+        scheduleRender()
+      })
+  })
+
+  /**
+   * The cursor, then the tab's record: without a yield between them (the store
+   * and both storages are synchronous), so they land in one task and a reload
+   * cannot fall between them.
+   */
+  const commit = (chunk: SessionManager.ChunkCommit) =>
+    Effect.zipRight(
+      chunk.cursor === undefined ? Effect.void : store.saveAll([chunk.cursor]),
+      Effect.sync(() => {
+        for (const event of chunk.events) load.ids.push(event.id ?? "")
+        load.count += chunk.events.length
+        if (load.ids.length > maxLoggedIds) load.ids.splice(0, load.ids.length - maxLoggedIds)
+        saveLoads()
+      })
+    ).pipe(Effect.withMaxOpsBeforeYield(Number.MAX_SAFE_INTEGER))
+
+  const show = (chunk: Chunk.Chunk<SseEvent>) =>
+    manager.commitChunk(session, chunk, commit).pipe(
+      Effect.zipRight(Effect.all([clientTracker.counts, session.tracker.lastEventId])),
+      Effect.map(([counts, cursor]) => {
+        const events = Array.from(chunk)
+        state.delivered = load.count
+        state.duplicatesDropped = counts.duplicates
+        state.storedCursor = Option.getOrNull(cursor)
+        listEvents(events)
+        scheduleRender()
+      })
+    )
+
+  yield* Stream.runForEachChunk(events, show)
+  state.status = "ended (the server has no more events)"
+  scheduleRender()
+})
+
+const layer = SessionManager.layer().pipe(
+  Layer.provideMerge(PersistenceWorker.layer()),
+  Layer.provideMerge(CursorStore.layerKeyValueStore),
+  Layer.provide(BrowserKeyValueStore.layerLocalStorage),
+  Layer.merge(FetchHttpClient.layer)
+)
+
+const main = Effect.runFork(
+  program.pipe(
+    Effect.scoped,
+    Effect.provide(layer),
+    Effect.catchAllCause((cause) =>
+      Effect.sync(() => {
+        const error = Cause.squash(cause)
+        state.status = "failed"
+        state.error = error instanceof Error ? error.message : Cause.pretty(cause)
+        scheduleRender()
+      })
+    )
+  )
+)
+
+element("url").textContent = url
+// Stops the stream first, so no chunk stores a cursor again after it is removed.
+element("forget").addEventListener("click", () => {
+  Effect.runFork(
+    Fiber.interrupt(main).pipe(
+      Effect.zipRight(Effect.flatMap(CursorStore.CursorStore, (store) => store.remove(sessionId))),
+      Effect.provide(Layer.provide(CursorStore.layerKeyValueStore, BrowserKeyValueStore.layerLocalStorage)),
+      Effect.ensuring(Effect.sync(() => {
+        sessionStorage.removeItem(logKey)
+        location.reload()
+      }))
+    )
+  )
+})
