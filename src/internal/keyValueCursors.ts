@@ -74,7 +74,11 @@ export const make = (
     const readOwner = (sessionId: string) => read(StoredOwner, ownerKey(sessionId))
     const writeOwner = (sessionId: string, owner: StoredOwner) => kv.set(ownerKey(sessionId), JSON.stringify(owner))
 
-    /** One operation at a time: its reads and the writes decided on them are not interleaved with another's. */
+    /**
+     * One operation at a time: its reads and the writes decided on them are not
+     * interleaved with another's. Loads too: the file store rewrites a file in
+     * place, so a read beside a write could see half a value.
+     */
     const serial = (operation: CursorStoreError["operation"]) => <A, E>(effect: Effect.Effect<A, E>) =>
       lock.withPermits(1)(mapStoreFailure(operation)(effect))
 
