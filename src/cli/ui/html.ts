@@ -42,6 +42,7 @@ export const pageHtml = `<!doctype html>
   ol#events .type { min-width: 40px; color: var(--muted); }
   #error { display: none; margin-top: 12px; padding: 10px 14px; border-radius: 8px; background: #fdecea; color: #8a1c12; }
   #error.shown { display: block; }
+  p.hint { color: var(--muted); font-size: 13px; margin: 12px 2px 0; }
   footer { margin-top: 28px; color: var(--muted); font-size: 13px; }
 </style>
 </head>
@@ -58,7 +59,7 @@ export const pageHtml = `<!doctype html>
   </div>
   <div id="error" class="mono"></div>
   <div class="cards">
-    <div class="card"><div class="label">Delivered</div><div class="value" id="delivered">0</div></div>
+    <div class="card"><div class="label">Delivered (this load)</div><div class="value" id="delivered">0</div></div>
     <div class="card"><div class="label">Duplicates dropped</div><div class="value" id="duplicates">0</div></div>
     <div class="card"><div class="label">Reconnects</div><div class="value" id="reconnects">0</div></div>
     <div class="card"><div class="label">Stored cursor</div><div class="value small mono" id="cursor">none</div></div>
@@ -70,6 +71,10 @@ export const pageHtml = `<!doctype html>
         <thead><tr><th>Load</th><th>Resumed after</th><th>First</th><th>Last</th><th>Events</th></tr></thead>
         <tbody id="loads"></tbody>
       </table>
+      <p class="hint">Reload the page at any moment: the next load resumes after the stored cursor, so its first id
+      is the one after the last id shown before, with none shown twice. The demo server replays a few events on
+      each resume, and cuts connections with <code>--drop-every N</code>; the tracker drops the replays
+      (<em>duplicates dropped</em>).</p>
     </section>
     <section>
       <h2>Latest events</h2>

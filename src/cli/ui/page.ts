@@ -48,7 +48,7 @@ declare global {
 }
 
 /** Events listed on the page: the newest only, so the DOM stays small. */
-const listedEvents = 25
+const listedEvents = 15
 /** Bounds of the tab's record in sessionStorage. */
 const maxLoggedIds = 20_000
 const maxLoads = 10
