@@ -15,6 +15,7 @@ import { IdWindow } from "./internal/idWindow.js"
 import { isIdOnly } from "./internal/idOnly.js"
 import type { SseEvent } from "./SseEvent.js"
 import { type RecordedBeforeFailure, recordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
+import { recordNow, type RecordsNow } from "./internal/recordNow.js"
 import { countRule, isCount } from "./internal/settings.js"
 
 export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
@@ -136,7 +137,7 @@ const runsCallbacks = (step: number) => step === NEW || step === CURSOR
  * A class, not a record of closures: sessions keep thousands of idle trackers,
  * and prototype methods cost nothing per instance.
  */
-class Tracker<E, R> implements EventTracker<E> {
+class Tracker<E, R> implements EventTracker<E>, RecordsNow {
   readonly window: IdWindow
   /** The resume point. */
   last: string | undefined = undefined
@@ -302,6 +303,21 @@ class Tracker<E, R> implements EventTracker<E> {
         ? Effect.zipRight(settled, this.withCaptured(Effect.as(this.runAsync(event.id!), outcomes[step]!)))
         : settled
     })
+  }
+
+  [recordNow](events: Array<SseEvent>): boolean {
+    // Callbacks need Effects: to await the async one, to log the sync one's failures.
+    if (this.syncCallback !== undefined || this.asyncCallback !== undefined) return false
+    const fresh = this.fresh
+    const duplicates = this.duplicates
+    let kept = 0
+    for (let i = 0; i < events.length; i++) {
+      const step = this.step(events[i]!)
+      if (step === NEW || step === NO_ID) events[kept++] = events[i]!
+    }
+    events.length = kept
+    this.publish(fresh, duplicates)
+    return true
   }
 
   recordChunk(events: Iterable<SseEvent>, keepWithoutId: boolean): Effect.Effect<ReadonlyArray<SseEvent>, E> {

@@ -5,7 +5,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Stream, TestClock } from "effect"
+import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Stream, TestClock } from "effect"
 import { attemptRequest, lastEventIdHeader } from "../src/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/internal/idleWatchdog.js"
 import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/internal/reconnect.js"
@@ -125,14 +125,31 @@ describe("attemptRequest", () => {
 })
 
 describe("IdleWatchdog", () => {
+  /** A stage passing chunks on and telling the watchdog, as the client's body reader does. */
+  const passThrough = (watchdog: IdleWatchdog) => {
+    const next = () => {
+      watchdog.reading()
+      return read
+    }
+    const read: Channel.Channel<Chunk.Chunk<number>, Chunk.Chunk<number>> = Channel.readWith({
+      onInput: (chunk: Chunk.Chunk<number>) => {
+        watchdog.received()
+        return Channel.flatMap(Channel.write(chunk), next)
+      },
+      onFailure: () => Channel.void,
+      onDone: () => Channel.void
+    })
+    return read
+  }
+
   /** A source of `chunks` that then stays silent, through a watchdog that counts its firings. */
   const watched = (chunks: Array<number>) =>
     Effect.gen(function*() {
       let fired = 0
-      const watchdog = yield* IdleWatchdog.make<number, never>("1 second", Effect.sync(() => void fired++))
+      const watchdog = yield* IdleWatchdog.make("1 second", Effect.sync(() => void fired++))
       // One chunk per read, as a body delivers them.
       const source = Stream.concat(Stream.rechunk(Stream.fromIterable(chunks), 1), Stream.never)
-      return { watchdog, fired: () => fired, through: Stream.pipeThroughChannel(source, watchdog.channel) }
+      return { watchdog, fired: () => fired, through: Stream.pipeThroughChannel(source, passThrough(watchdog)) }
     })
 
   it.scoped("fires once a read has waited idleTimeout, not before", () =>

@@ -1,0 +1,25 @@
+/**
+ * `recordAll` without an Effect, for the client's hot path: a tracker with no
+ * callbacks records a chunk of events synchronously, and running an Effect per
+ * network chunk (a fiber step inside the channel) cost more than parsing a
+ * one-event chunk (measured). A tracker that has callbacks, or one made
+ * elsewhere, answers undefined and the client runs `recordAll`.
+ */
+import type { SseEvent } from "../SseEvent.js"
+
+export const recordNow: unique symbol = Symbol.for("effect-sse-resume/recordNow")
+
+export interface RecordsNow {
+  /**
+   * Records `events` as `recordAll` with `keepWithoutId` would, keeping the
+   * returned ones in `events` itself (compacted in place), or changes nothing
+   * and returns false when an Effect is needed.
+   */
+  [recordNow](events: Array<SseEvent>): boolean
+}
+
+/** Records in place when `tracker` can without an Effect; false: nothing was recorded. */
+export const tryRecordNow = (tracker: object, events: Array<SseEvent>): boolean => {
+  const method = (tracker as Partial<RecordsNow>)[recordNow]
+  return method !== undefined && method.call(tracker, events)
+}
