@@ -278,8 +278,9 @@ export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () 
  * `seq` landing last. Give each tab its own session id (or use `sessionStorage`),
  * and a database store to processes that share sessions. Expiry is by this
  * process's `Clock`. A `saveAll` is not one transaction: a failure part way keeps
- * the sessions already written. The file store writes a value in place, so a
- * crash during a write can leave one that fails to load.
+ * the sessions already written. The file store rewrites a file in place, so a
+ * crash during a write, or a load from another process during one, can meet a
+ * value that fails to load.
  */
 export const layerKeyValueStore: Layer.Layer<CursorStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
   CursorStore,

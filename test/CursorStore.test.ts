@@ -484,8 +484,9 @@ describe("CursorStore.layerKeyValueStore", () => {
     }).pipe(TestServices.provideLive))
 
   // Each operation is several reads and writes of files: without one operation at a
-  // time, two fibers interleave them, and a lower seq or a second owner gets in.
-  it.scoped("fibers saving and acquiring one session at once keep the contract", () =>
+  // time, two fibers interleave them, and a lower seq or a second owner gets in, or
+  // a load reads a file that a save has just emptied to rewrite.
+  it.scoped("fibers saving, acquiring and loading one session at once keep the contract", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir("sse-kv-race-")
       const store = Context.get(yield* Layer.build(keyValueFileStore(dir)), CursorStore)
@@ -502,6 +503,13 @@ describe("CursorStore.layerKeyValueStore", () => {
         )
         expect(acquired.filter((result) => result._tag === "Right").map((result) => result.right.epoch)).toEqual([1])
       }
+      // A file is rewritten in place: a load beside a save must not see it half written.
+      const window = Array.from({ length: 500 }, (_, i) => `event-id-${i}`)
+      yield* store.saveAll([cursor("race", 1, window)])
+      const saves = Effect.forEach(Array.from({ length: 200 }, (_, i) => i + 2), (seq) => store.saveAll([cursor("race", seq, window)]))
+      const loads = Effect.forEach(Array.from({ length: 400 }), () => store.load("race"), { concurrency: 2 })
+      const [, loaded] = yield* Effect.all([saves, loads], { concurrency: 2 })
+      expect(loaded.every((stored) => Option.getOrThrow(stored).recentIds?.length === 500)).toBe(true)
     }).pipe(TestServices.provideLive))
 })
 
