@@ -9,9 +9,9 @@ import { fileURLToPath } from "node:url"
 
 const entry = fileURLToPath(new URL("./page.ts", import.meta.url))
 
-/** Writes the page's script to `outfile`; resolves to its size in bytes. */
+/** Writes the page's script to `outfile`. */
 export const bundlePage = async (outfile) => {
-  const result = await build({
+  await build({
     entryPoints: [entry],
     outfile,
     bundle: true,
@@ -20,14 +20,9 @@ export const bundlePage = async (outfile) => {
     target: "es2022",
     minify: true,
     legalComments: "none",
-    metafile: true,
     logLevel: "warning"
   })
-  return result.metafile.outputs[Object.keys(result.metafile.outputs)[0]].bytes
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const outfile = process.argv[2] ?? "dist/ui/page.js"
-  const bytes = await bundlePage(outfile)
-  console.log(`demo page: ${outfile} (${(bytes / 1024).toFixed(0)} KiB)`)
-}
+// Quiet, as tsc is: `npm pack --json` prints the build's stdout before its JSON.
+if (process.argv[1] === fileURLToPath(import.meta.url)) await bundlePage(process.argv[2] ?? "dist/ui/page.js")

@@ -49,8 +49,8 @@ declare global {
 
 /** Events listed on the page: the newest only, so the DOM stays small. */
 const listedEvents = 15
-/** Bounds of the tab's record in sessionStorage. */
-const maxLoggedIds = 20_000
+/** Bounds of the tab's record in sessionStorage (a few MB at most, for ids of up to ~60 characters). */
+const maxLoggedIds = 5_000
 const maxLoads = 10
 
 const params = new URLSearchParams(location.search)
