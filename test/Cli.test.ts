@@ -420,6 +420,23 @@ describe("sse-resume serve-demo --ui (spawned)", () => {
       expect(script.headers.get("content-type")).toContain("text/javascript")
       // The bundle the build made, served as is: no CDN, no esbuild at run time.
       expect(yield* Effect.promise(() => script.text())).toBe(readFileSync(pageBundle, "utf8"))
+      // For a page of another origin: the preflight of a reconnect allows Last-Event-ID,
+      // the stream any origin, and /old redirects to /events.
+      const preflight = yield* Effect.promise(() =>
+        fetch(`${origin}/events`, {
+          method: "OPTIONS",
+          headers: { origin: "http://elsewhere.test", "access-control-request-headers": "last-event-id" }
+        })
+      )
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id")
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("*")
+      const moved = yield* Effect.promise(() => fetch(`${origin}/old?x=1`, { redirect: "manual" }))
+      expect([moved.status, moved.headers.get("location")]).toEqual([307, "/events?x=1"])
+      const controller = new AbortController()
+      const stream = yield* Effect.promise(() => fetch(`${origin}/events`, { signal: controller.signal }))
+      controller.abort()
+      expect(stream.headers.get("access-control-allow-origin")).toBe("*")
     }).pipe(Effect.scoped))
 
   it.live("without a built page, --ui exits 2 naming the fix, and plain serve-demo needs none", () =>
