@@ -535,10 +535,13 @@ const readBody = <E, EH, RH>(
     const abort = Scope.close(requestScope, Exit.void)
     const watchdog = yield* IdleWatchdog.make(run.idleTimeout, abort)
     let wasRequested = false
-    yield* Effect.forkScoped(Effect.zipRight(requested, Effect.suspend(() => {
-      wasRequested = true
-      return abort
-    })))
+    // A fiber per open stream only when reconnects can be requested: thousands of streams may be open.
+    if (run.trigger.listening) {
+      yield* Effect.forkScoped(Effect.zipRight(requested, Effect.suspend(() => {
+        wasRequested = true
+        return abort
+      })))
+    }
     const parser = new Parser({
       maxEventBytes: run.maxEventBytes,
       idOnlyBlocks: true,

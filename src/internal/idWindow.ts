@@ -55,15 +55,20 @@ class IntTable {
     }
   }
 
-  /** Adds a key known to be absent. */
-  add(key: number): void {
+  /** Adds `key` unless it is held (one probe run for both); whether it was added. */
+  addNew(key: number): boolean {
     if ((this.size + 1) * 4 > this.slots.length * 3) this.grow()
     const slots = this.slots
     const mask = slots.length - 1
+    const stored = key + 1
     let i = this.home(key)
-    while (slots[i] !== 0) i = (i + 1) & mask
-    slots[i] = key + 1
+    for (let at = slots[i]!; at !== 0; at = slots[i]!) {
+      if (at === stored) return false
+      i = (i + 1) & mask
+    }
+    slots[i] = stored
     this.size++
+    return true
   }
 
   delete(key: number): void {
@@ -96,7 +101,7 @@ class IntTable {
     this.slots = new Int32Array(length)
     this.shift = 32 - Math.log2(length)
     this.size = 0
-    for (let i = 0; i < old.length; i++) if (old[i] !== 0) this.add(old[i]! - 1)
+    for (let i = 0; i < old.length; i++) if (old[i] !== 0) this.addNew(old[i]! - 1)
   }
 }
 
@@ -122,17 +127,22 @@ export class IdWindow {
   /** Inserts `id`, evicting the oldest id when full; false (and no change) when `id` is already held. */
   admit(id: string): boolean {
     const key = keyOf(id)
-    if (this.holds(key)) return false
+    if (typeof key === "number") {
+      if (!(this.numbers ??= new IntTable()).addNew(key)) return false
+    } else {
+      const strings = this.strings ??= new Set()
+      if (strings.has(key)) return false
+      strings.add(key)
+    }
     if (this.ring === noKeys) this.ring = []
     if (this.ring.length < this.capacity) {
       this.ring.push(key)
     } else {
+      // The oldest is not `key`, which was not held.
       this.remove(this.ring[this.head]!)
       this.ring[this.head] = key
       this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
     }
-    if (typeof key === "number") (this.numbers ??= new IntTable()).add(key)
-    else (this.strings ??= new Set()).add(key)
     return true
   }
 

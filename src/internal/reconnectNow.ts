@@ -6,7 +6,11 @@
 import { Deferred, Effect, type Scope, Stream } from "effect"
 
 export class ReconnectTrigger {
-  private constructor(private current: Deferred.Deferred<void>) {}
+  private constructor(
+    private current: Deferred.Deferred<void>,
+    /** Whether requests can come at all: without them nothing need wait for one. */
+    readonly listening: boolean
+  ) {}
 
   /**
    * Listens to `requests` until the current scope closes; without them the
@@ -14,7 +18,7 @@ export class ReconnectTrigger {
    */
   static make(requests: Stream.Stream<unknown> | undefined): Effect.Effect<ReconnectTrigger, never, Scope.Scope> {
     return Effect.gen(function*() {
-      const trigger = new ReconnectTrigger(yield* Deferred.make<void>())
+      const trigger = new ReconnectTrigger(yield* Deferred.make<void>(), requests !== undefined)
       if (requests !== undefined) {
         yield* Effect.forkScoped(Stream.runForEach(requests, () => Deferred.succeed(trigger.current, undefined)))
       }
