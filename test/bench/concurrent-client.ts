@@ -2,13 +2,13 @@
  * The client process of the concurrency benchmark (test/bench/concurrent.ts):
  * one kind of client, `streams` of them, to the server's `/?s=i`. Run bundled
  * (esbuild, no keepNames: what a user's build runs) with --expose-gc and IPC;
- * argv: `kind url streams batch`.
+ * argv: `kind url streams`.
  *
- * Streams open in batches of `batch`; a batch counts as open when each of its
- * streams has received an event, so no kind needs a connection callback (which
- * would cost memory of its own). The consumer only counts, per stream.
+ * The parent opens the streams in batches (`open` with `from` and `to`), each
+ * once the server has the one before, so no kind needs a connection callback
+ * (which would cost memory of its own). The consumer only counts, per stream.
  *
- * Messages in: `start` (open the streams, after the baseline is taken), `mark`
+ * Messages in: `open` (streams `from` to `to`, after the baseline is taken), `mark`
  * (CPU time and events so far), `heap` (memory after two global GCs), `counts`
  * (events per stream), `snapshot` (a heap snapshot to `path`), `profile-start`
  * and `profile-stop` (a CPU profile to `path`), `exit`.
@@ -22,6 +22,7 @@ import { EventSource } from "eventsource"
 import { createParser } from "eventsource-parser"
 import * as Inspector from "node:inspector/promises"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as V8 from "node:v8"
 import * as SseClient from "../../src/SseClient.js"
 
@@ -36,6 +37,16 @@ interface Opener {
 
 let received = 0
 let failures = 0
+
+// Socket reads, to check that each event came in a read of its own (a client that
+// falls behind gets several per read, which hides per-chunk cost). Every
+// kind reads through net.Socket, whose push takes each read from libuv.
+let reads = 0
+const push = Net.Socket.prototype.push
+Net.Socket.prototype.push = function(this: Net.Socket, ...args: Parameters<typeof push>) {
+  if (args[0] !== null) reads++
+  return push.apply(this, args)
+}
 
 const sseClientOpener = (url: string, counts: Int32Array, layer: Layer.Layer<HttpClient.HttpClient>): Opener => {
   const runtime = ManagedRuntime.make(layer)
@@ -111,24 +122,20 @@ const memory = () => {
   return process.memoryUsage()
 }
 
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-const main = async () => {
+const main = () => {
   if (gc === undefined) throw new Error("run with node --expose-gc")
-  const [kind, url, streamsArg, batchArg] = process.argv.slice(2) as [Kind, string, string, string]
+  const [kind, url, streamsArg] = process.argv.slice(2) as [Kind, string, string]
   const streams = Number(streamsArg)
-  const batch = Number(batchArg)
   const perStream = new Int32Array(streams)
   const { open } = opener(kind, url, perStream)
   const inspector = new Inspector.Session()
-  let start: () => void
-  const started = new Promise<void>((resolve) => start = resolve)
-  process.on("message", async (message: { type: string; path: string }) => {
+  process.on("message", async (message: { type: string; path: string; from: number; to: number }) => {
     switch (message.type) {
-      case "start":
-        return start()
+      case "open":
+        for (let i = message.from; i < message.to; i++) open(i)
+        return process.send!({ type: "open" })
       case "mark":
-        return process.send!({ type: "mark", at: performance.now(), received, failures, cpu: process.cpuUsage() })
+        return process.send!({ type: "mark", at: performance.now(), received, reads, failures, cpu: process.cpuUsage() })
       case "heap":
         return process.send!({ type: "heap", memory: memory() })
       case "counts":
@@ -152,23 +159,6 @@ const main = async () => {
   })
   const baseline = memory()
   process.send!({ type: "baseline", memory: baseline })
-  await started
-  const openedAt = performance.now()
-  for (let from = 0; from < streams; from += batch) {
-    const to = Math.min(streams, from + batch)
-    for (let i = from; i < to; i++) open(i)
-    // Open when each has an event: at 5 events/s a stream's first comes within 200 ms.
-    for (let i = from; i < to; i++) {
-      while (perStream[i] === 0) {
-        if (performance.now() - openedAt > 120_000) throw new Error(`stream ${i} received nothing`)
-        await sleep(10)
-      }
-    }
-  }
-  process.send!({ type: "opened", millis: performance.now() - openedAt, failures })
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+main()

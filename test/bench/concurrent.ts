@@ -100,9 +100,10 @@ const child = (process: ChildProcess) => {
     early.set(message.type, [...(early.get(message.type) ?? []), message])
   })
   let exited: string | undefined
+  const rejections = new Set<(error: Error) => void>()
   process.on("exit", (code, signal) => {
     exited = `exited (${code ?? signal})`
-    for (const list of waiting.values()) list.length = 0
+    for (const reject of rejections) reject(new Error(`child ${exited}`))
   })
   const next = (type: string, timeoutMillis = 180_000): Promise<Message> => {
     const queued = early.get(type)?.shift()
@@ -110,9 +111,10 @@ const child = (process: ChildProcess) => {
     if (exited !== undefined) return Promise.reject(new Error(`child ${exited} before "${type}"`))
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no "${type}" within ${timeoutMillis} ms`)), timeoutMillis)
-      process.once("exit", () => reject(new Error(`child exited before "${type}"`)))
+      rejections.add(reject)
       waiting.set(type, [...(waiting.get(type) ?? []), (message) => {
         clearTimeout(timer)
+        rejections.delete(reject)
         resolve(message)
       }])
     })
@@ -135,6 +137,8 @@ interface Result {
   readonly receivedPerSecond: number
   readonly cpuMicrosPerEvent: number
   readonly cpuShare: number
+  readonly eventsPerRead: number
+  readonly serverCpuShare: number
   readonly heapPerStream: number
   readonly rssPerStream: number
   readonly externalPerStream: number
@@ -154,7 +158,7 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
   const server = child(serverProcess)
   const { port } = await server.next("listening")
   const slug = kind.replace(/[^a-z0-9]+/gi, "-").toLowerCase()
-  const clientProcess = fork(clientFile, [kind, `http://127.0.0.1:${port}/`, String(streams), String(batch)], {
+  const clientProcess = fork(clientFile, [kind, `http://127.0.0.1:${port}/`, String(streams)], {
     execArgv: ["--expose-gc"],
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
@@ -164,8 +168,17 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
     if (args.snapshot !== undefined) {
       await client.ask("snapshot", "snapshot", { path: Path.join(args.snapshot, `${slug}-${round}-baseline.heapsnapshot`) })
     }
-    clientProcess.send({ type: "start" })
-    const opened = await client.next("opened")
+    const openedAt = performance.now()
+    for (let from = 0; from < streams; from += batch) {
+      const to = Math.min(streams, from + batch)
+      await client.ask("open", "open", { from, to })
+      while ((await server.ask("mark")).requests < to) {
+        if (performance.now() - openedAt > 120_000) throw new Error(`${kind}: streams ${from}–${to} did not all reach the server`)
+        await sleep(20)
+      }
+    }
+    const openSeconds = (performance.now() - openedAt) / 1000
+    await server.ask("go")
     await sleep(warmupMillis)
     const s0 = await server.ask("mark")
     const c0 = await client.ask("mark")
@@ -181,9 +194,11 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
     if (args.snapshot !== undefined) {
       await client.ask("snapshot", "snapshot", { path: Path.join(args.snapshot, `${slug}-${round}.heapsnapshot`) })
     }
-    // Stop writing, let what is in flight arrive, then compare stream by stream.
-    await server.ask("pause", "paused")
-    await sleep(1000)
+    // Stop writing, let what is in flight (or queued behind a saturated client) arrive, then compare stream by stream.
+    await server.ask("pause")
+    const sent = (await server.ask("mark")).total
+    const drainedAt = performance.now()
+    while ((await client.ask("mark")).received < sent && performance.now() - drainedAt < 60_000) await sleep(100)
     const written: Array<number> = (await server.ask("counts")).written
     const { counts, failures } = await client.ask("counts")
     let mismatched = 0
@@ -197,11 +212,13 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
     return {
       kind,
       sockets: s1.sockets,
-      openSeconds: opened.millis / 1000,
+      openSeconds,
       sentPerSecond: (s1.total - s0.total) / ((s1.at - s0.at) / 1000),
       receivedPerSecond: events / ((c1.at - c0.at) / 1000),
       cpuMicrosPerEvent: cpu / events,
       cpuShare: cpu / ((c1.at - c0.at) * 1000),
+      eventsPerRead: events / (c1.reads - c0.reads),
+      serverCpuShare: (cpuMicros(s1.cpu) - cpuMicros(s0.cpu)) / ((s1.at - s0.at) * 1000),
       heapPerStream: (heap.heapUsed - baseline.heapUsed) / streams,
       rssPerStream: (heap.rss - baseline.rss) / streams,
       externalPerStream: (heap.external + heap.arrayBuffers - baseline.external - baseline.arrayBuffers) / streams,
@@ -258,9 +275,9 @@ const main = async () => {
         result.failures > 0 && `${result.failures} client errors`
       ].filter(Boolean)
       console.log(
-        `  round ${round + 1} ${kind}: ${result.sockets} sockets, ${result.receivedPerSecond.toFixed(0)} events/s received ` +
+        `  round ${round + 1} ${kind}: ${result.sockets} sockets (opened in ${result.openSeconds.toFixed(1)} s), ${result.receivedPerSecond.toFixed(0)} events/s received ` +
           `(${result.sentPerSecond.toFixed(0)} sent), ${result.cpuMicrosPerEvent.toFixed(2)} µs CPU/event, ` +
-          `${result.heapPerStream.toFixed(0)} B heap/stream, ${result.delivered} events delivered` +
+          `${result.eventsPerRead.toFixed(2)} events/read, client ${(100 * result.cpuShare).toFixed(0)}% CPU, server ${(100 * result.serverCpuShare).toFixed(0)}%, ${result.heapPerStream.toFixed(0)} B heap/stream, ${result.delivered} events delivered` +
           (problems.length > 0 ? ` — PROBLEM: ${problems.join("; ")}` : "")
       )
     }
@@ -274,15 +291,15 @@ const main = async () => {
     )
   const withFloor = chosen.includes(floor)
   console.log(
-    `\n| client | server sockets | events/s sent → received | CPU µs/event | ×floor | client CPU | heap B/stream | ×floor | RSS B/stream | external+arrayBuffers B/stream | delivered exactly |`
+    `\n| client | server sockets | events/s sent → received | events/read | CPU µs/event | ×floor | client CPU | heap B/stream | ×floor | RSS B/stream | external+arrayBuffers B/stream | delivered exactly |`
   )
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|")
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|")
   for (const kind of chosen) {
     const exact = of(kind, (r) => r.mismatched + r.repeats + r.failures).every((n) => n === 0)
     console.log(
       `| ${kind} | ${spread(of(kind, (r) => r.sockets), 0)} | ${spread(of(kind, (r) => r.sentPerSecond), 0)} → ${
         spread(of(kind, (r) => r.receivedPerSecond), 0)
-      } | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
+      } | ${spread(of(kind, (r) => r.eventsPerRead), 2)} | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
         withFloor ? spread(ratio(kind, (r) => r.cpuMicrosPerEvent), 2, "×") : "–"
       } | ${spread(of(kind, (r) => 100 * r.cpuShare), 0, "%")} | ${spread(of(kind, (r) => r.heapPerStream), 0)} | ${
         withFloor ? spread(ratio(kind, (r) => r.heapPerStream), 2, "×") : "–"
