@@ -14,13 +14,22 @@
  * response, then 204. Clients: `SseClient` with its tracker, the `eventsource`
  * npm client, plain `fetch` + `eventsource-parser`. Events/s.
  *
- * "Stream floor" is the same chunks through an Effect Stream that does nothing:
- * on small chunks the framework's own per-chunk cost is most of ours.
+ * The Effect contenders read the chunks the way a response body delivers them:
+ * a channel writing one Uint8Array per Stream chunk, as @effect/platform-node's
+ * body does when one socket read is pending (`Stream.fromChunks` would add a
+ * sub-stream per chunk, twice the framework's cost; a body reads everything
+ * queued in one read, so several reads are never several arrays in one chunk).
+ * "Stream floor" is that source drained, doing nothing: on small chunks the
+ * framework's own per-chunk cost is most of ours. "SseClient" is the whole
+ * client (idle watchdog, parser, tracker with a 10,000-id window) over a scripted
+ * response with that body: its per-chunk cost without a socket.
  */
 import * as ExperimentalSse from "@effect/experimental/Sse"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Chunk, Effect, Stream } from "effect"
+import { Channel, Chunk, Effect, Layer, Stream } from "effect"
 import { EventSource } from "eventsource"
 import { createParser } from "eventsource-parser"
 import * as Http from "node:http"
@@ -79,6 +88,29 @@ const race = async (
   return Object.fromEntries(names.map((name) => [name, { seconds: median(times[name]!), count: counts[name]! }]))
 }
 
+/** The chunks as a response body delivers them: one Uint8Array per Stream chunk. */
+export const bodyOf = (chunks: ReadonlyArray<Uint8Array>): Stream.Stream<Uint8Array> =>
+  Stream.fromChannel(Channel.suspend(() => {
+    let i = 0
+    const read = (): Channel.Channel<Chunk.Chunk<Uint8Array>> =>
+      i === chunks.length ? Channel.void : Channel.flatMap(Channel.write(Chunk.unsafeFromArray([chunks[i++]!])), read)
+    return read()
+  }))
+
+/** An HttpClient answering with `chunks` as the body, then 204 to the reconnect that ends the run. */
+const scriptedClient = (chunks: ReadonlyArray<Uint8Array>) =>
+  Layer.succeed(
+    HttpClient.HttpClient,
+    HttpClient.make((request) => {
+      const resumed = request.headers["last-event-id"] !== undefined
+      const response = HttpClientResponse.fromWeb(
+        request,
+        new Response(null, resumed ? { status: 204 } : { headers: { "content-type": "text/event-stream" } })
+      )
+      return Effect.succeed(Object.create(response, { stream: { get: () => bodyOf(chunks) } }))
+    })
+  )
+
 export const parsers = {
   raw: (chunks: ReadonlyArray<Uint8Array>): number => {
     let count = 0
@@ -92,11 +124,16 @@ export const parsers = {
     }
     return count
   },
-  sse: (chunks: ReadonlyArray<Uint8Array>): number =>
-    Effect.runSync(Stream.fromChunks(...chunks.map(Chunk.of)).pipe(Sse.parse(), Stream.runCount)),
+  sse: (chunks: ReadonlyArray<Uint8Array>): number => Effect.runSync(bodyOf(chunks).pipe(Sse.parse(), Stream.runCount)),
   /** The same chunks through an Effect Stream that does nothing: the framework's own cost. */
-  floor: (chunks: ReadonlyArray<Uint8Array>): number =>
-    Effect.runSync(Stream.fromChunks(...chunks.map(Chunk.of)).pipe(Stream.runDrain, Effect.as(0))),
+  floor: (chunks: ReadonlyArray<Uint8Array>): number => Effect.runSync(bodyOf(chunks).pipe(Stream.runDrain, Effect.as(0))),
+  client: (chunks: ReadonlyArray<Uint8Array>): Promise<number> =>
+    Effect.runPromise(
+      SseClient.stream(HttpClientRequest.get("http://scripted.test/"), { maxTracked: 10_000, initialDelay: "1 millis" }).pipe(
+        Stream.runCount,
+        Effect.provide(scriptedClient(chunks))
+      )
+    ),
   experimental: (chunks: ReadonlyArray<Uint8Array>): number =>
     Effect.runSync(
       Stream.fromChunks(...chunks.map(Chunk.of)).pipe(
@@ -127,8 +164,10 @@ const benchParse = async (totalBytes: number) => {
     `\nParse throughput, MB/s (median of 7 interleaved rounds; ${totalBytes / MiB} MiB per run; ` +
       `experimental 128 KiB for 100 B events, 1 MiB for 100 KiB events; 1 MiB for one event per chunk)`
   )
-  console.log("| events | chunks | eventsource-parser | Sse.parse | ratio | experimental makeChannel | ratio | Stream floor |")
-  console.log("|---|---|---|---|---|---|---|---|")
+  console.log(
+    "| events | chunks | eventsource-parser | Sse.parse | ratio | SseClient | ratio | experimental makeChannel | ratio | Stream floor |"
+  )
+  console.log("|---|---|---|---|---|---|---|---|---|---|")
   for (const { events, chunk, totalBytes: caseBytes } of parseCases) {
     const bytes = caseBytes ?? totalBytes
     const chunks = cut(makePayload(events, bytes), chunk)
@@ -137,20 +176,22 @@ const benchParse = async (totalBytes: number) => {
     const result = await race(7, {
       raw: () => parsers.raw(chunks),
       sse: () => parsers.sse(chunks),
+      client: () => parsers.client(chunks),
       experimental: () => parsers.experimental(small),
       floor: () => parsers.floor(chunks)
     })
-    if (result.raw!.count !== result.sse!.count) {
-      throw new Error(`event counts differ: ${result.raw!.count} vs ${result.sse!.count}`)
+    if (result.raw!.count !== result.sse!.count || result.raw!.count !== result.client!.count) {
+      throw new Error(`event counts differ: ${result.raw!.count} vs ${result.sse!.count} vs ${result.client!.count}`)
     }
     const r = bytes / 1e6 / result.raw!.seconds
     const s = bytes / 1e6 / result.sse!.seconds
+    const c = bytes / 1e6 / result.client!.seconds
     const x = smallBytes / 1e6 / result.experimental!.seconds
     const f = bytes / 1e6 / result.floor!.seconds
     console.log(
       `| ${label(events)} | ${label(chunk)} | ${r.toFixed(0)} | ${s.toFixed(0)} | ${(s / r).toFixed(2)}× | ${
-        x.toFixed(1)
-      } | ${(x / r).toFixed(3)}× | ${f.toFixed(0)} |`
+        c.toFixed(0)
+      } | ${(c / r).toFixed(2)}× | ${x.toFixed(1)} | ${(x / r).toFixed(3)}× | ${f.toFixed(0)} |`
     )
   }
 }
