@@ -623,7 +623,6 @@ const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser, watchdog: Id
       return emit(parser.push(bytes), nextRead)
     },
     onFailure: (cause: Cause.Cause<HttpClientError.ResponseError | SseContentEncodingError>) => {
-      watchdog.received()
       // A read that failed is a transport failure. A body we cannot decode would
       // not decode on the next attempt either; a defect or an interruption is
       // not the server's doing: those end the stream.
@@ -633,11 +632,7 @@ const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser, watchdog: Id
         ? Channel.succeed<BodyEnd>({ reason: "transport", cause: failure.left, delivered })
         : Channel.fail(failure.left)
     },
-    onDone: () => {
-      // The body is over: no read waits, however slow the consumer of its last events.
-      watchdog.received()
-      return emit(parser.end(), () => Channel.succeed<BodyEnd>({ reason: "closed", delivered }))
-    }
+    onDone: () => emit(parser.end(), () => Channel.succeed<BodyEnd>({ reason: "closed", delivered }))
   })
   return read
 }
