@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Chunk, Effect, Either, Equal, Stream } from "effect"
 import * as fc from "fast-check"
 import { isIdOnly } from "../src/internal/idOnly.js"
 import { Parser } from "../src/internal/parser.js"
@@ -37,6 +37,24 @@ const pushes = (chunks: ReadonlyArray<string | Uint8Array>, options?: Partial<Co
 }
 
 describe("Sse.parse (WHATWG rules)", () => {
+  it("makes events indistinguishable from SseEvent's constructor's: class, equality, fields and their order", () => {
+    const parser = new Parser({ maxEventBytes: 1 << 20 })
+    const parsed = parser.push(Chunk.of(encoder.encode(
+      "id: 1\ndata: x\n\ndata: y\nevent: t\nretry: 5\n\nid: 2\nevent: e\ndata: z\nretry: 7\n\n"
+    )))
+    const made = [
+      new SseEvent({ id: "1", data: "x" }),
+      new SseEvent({ data: "y", event: "t", retry: 5 }),
+      new SseEvent({ id: "2", event: "e", data: "z", retry: 7 })
+    ]
+    expect(parsed.length).toBe(made.length)
+    parsed.forEach((event, i) => {
+      expect(event).toBeInstanceOf(SseEvent)
+      expect(Equal.equals(event, made[i])).toBe(true)
+      expect(JSON.stringify(event)).toBe(JSON.stringify(made[i]))
+    })
+  })
+
   it("drops a leading BOM", () => {
     expect(parseSync([new Uint8Array([0xef, 0xbb, 0xbf]), "data: a\n\n"])).toEqual([{ event: "message", data: "a" }])
     // Only one BOM: a second one is part of the field name, so the line is an unknown field.
