@@ -135,8 +135,8 @@ const firstInvalid = (field: number, buf: Uint8Array, from: number, end: number)
  * this and more than the parsing. A constructor per shape rather than
  * `Object.create` and fields added one by one: V8 lays the fields out in the
  * object itself (parsing 100 B events in 64 KiB chunks: 132 → 123 ns each,
- * interleaved A/B). The fields and their
- * order are the constructor's, so `instanceof` and `Equal` behave the same.
+ * interleaved A/B). The fields and their order are the constructor's, so
+ * `instanceof` and `Equal` behave the same.
  */
 const EventWithId = function(this: Mutable, id: string, event: string, data: string) {
   this.id = id
