@@ -23,6 +23,7 @@ import { createParser } from "eventsource-parser"
 import * as Inspector from "node:inspector/promises"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
+import { PerformanceObserver } from "node:perf_hooks"
 import * as V8 from "node:v8"
 import * as SseClient from "../../src/SseClient.js"
 
@@ -116,6 +117,25 @@ const opener = (kind: Kind, url: string, counts: Int32Array): Opener => {
   }
 }
 
+// Why events share reads: the longest stall of the event loop (a 10 ms timer's
+// largest gap) and the time spent in GC pauses.
+let longestStall = 0
+let lastTick = performance.now()
+setInterval(() => {
+  const now = performance.now()
+  if (now - lastTick > longestStall) longestStall = now - lastTick
+  lastTick = now
+}, 10)
+let gcMillis = 0
+/** Pause time of minor GCs (scavenges of the young generation), a part of gcMillis. */
+let minorGcMillis = 0
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcMillis += entry.duration
+    if ((entry as unknown as { detail: { kind: number } }).detail.kind === 1) minorGcMillis += entry.duration
+  }
+}).observe({ entryTypes: ["gc"] })
+
 const memory = () => {
   gc!()
   gc!()
@@ -134,8 +154,11 @@ const main = () => {
       case "open":
         for (let i = message.from; i < message.to; i++) open(i)
         return process.send!({ type: "open" })
-      case "mark":
-        return process.send!({ type: "mark", at: performance.now(), received, reads, failures, cpu: process.cpuUsage() })
+      case "mark": {
+        const stall = longestStall
+        longestStall = 0
+        return process.send!({ type: "mark", at: performance.now(), received, reads, failures, gcMillis, minorGcMillis, stall, cpu: process.cpuUsage() })
+      }
       case "heap":
         return process.send!({ type: "heap", memory: memory() })
       case "counts":

@@ -18,15 +18,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
-const [baselineFile, snapshotFile, streamsArg, topArg] = process.argv.slice(2)
-if (snapshotFile === undefined || streamsArg === undefined) {
-  console.error("usage: concurrent-heap.mjs BASELINE SNAPSHOT STREAMS [TOP]")
-  process.exit(2)
-}
-const streams = Number(streamsArg)
-const top = Number(topArg ?? 45)
-
-const load = (file) => {
+export const load = (file) => {
   const raw = JSON.parse(Fs.readFileSync(file, "utf8"))
   const meta = raw.snapshot.meta
   const nodeFields = meta.node_fields.length
@@ -114,14 +106,14 @@ const load = (file) => {
   }
   const keys = new Array(count)
   for (let n = 0; n < count; n++) keys[n] = keyOf(n)
-  return { count, nodes, nodeFields, edges, edgeFields, firstEdge, weak, keys, selfSize, target }
+  return { count, nodes, nodeFields, edges, edgeFields, firstEdge, weak, keys, selfSize, target, edgeName, edgeTypes }
 }
 
 /**
  * Immediate dominators from the root (node 0), ignoring weak edges: the
  * iterative algorithm of Cooper, Harvey and Kennedy over a reverse postorder.
  */
-const dominators = (heap) => {
+export const dominators = (heap) => {
   const { count, edges, edgeFields, firstEdge, weak, target } = heap
   const order = new Int32Array(count).fill(-1)
   const postorder = new Int32Array(count)
@@ -236,31 +228,41 @@ const retainedByKey = (heap, wanted) => {
   return out
 }
 
-const baseline = load(baselineFile)
-const snapshot = load(snapshotFile)
-const before = tally(baseline)
-const after = tally(snapshot)
-const rows = [...after].map(([key, { count, self }]) => {
-  const old = before.get(key) ?? { count: 0, self: 0 }
-  return { key, count: (count - old.count) / streams, self: (self - old.self) / streams }
-})
-rows.sort((a, b) => b.self - a.self)
-const total = rows.reduce((sum, row) => sum + row.self, 0)
+const main = (baselineFile, snapshotFile, streamsArg, topArg) => {
+  if (snapshotFile === undefined || streamsArg === undefined) {
+    console.error("usage: concurrent-heap.mjs BASELINE SNAPSHOT STREAMS [TOP]")
+    process.exit(2)
+  }
+  const streams = Number(streamsArg)
+  const top = Number(topArg ?? 45)
+  const baseline = load(baselineFile)
+  const snapshot = load(snapshotFile)
+  const before = tally(baseline)
+  const after = tally(snapshot)
+  const rows = [...after].map(([key, { count, self }]) => {
+    const old = before.get(key) ?? { count: 0, self: 0 }
+    return { key, count: (count - old.count) / streams, self: (self - old.self) / streams }
+  })
+  rows.sort((a, b) => b.self - a.self)
+  const total = rows.reduce((sum, row) => sum + row.self, 0)
 
-console.log(`\n${Path.basename(snapshotFile)} against ${Path.basename(baselineFile)}, ${streams} streams`)
-console.log(`shallow bytes per stream, all kinds: ${total.toFixed(0)}`)
-console.log("\n| kind | objects/stream | shallow B/stream | share |")
-console.log("|---|---|---|---|")
-for (const row of rows.slice(0, top)) {
-  console.log(`| ${row.key.replaceAll("|", "\\|")} | ${row.count.toFixed(2)} | ${row.self.toFixed(0)} | ${(100 * row.self / total).toFixed(1)}% |`)
+  console.log(`\n${Path.basename(snapshotFile)} against ${Path.basename(baselineFile)}, ${streams} streams`)
+  console.log(`shallow bytes per stream, all kinds: ${total.toFixed(0)}`)
+  console.log("\n| kind | objects/stream | shallow B/stream | share |")
+  console.log("|---|---|---|---|")
+  for (const row of rows.slice(0, top)) {
+    console.log(`| ${row.key.replaceAll("|", "\\|")} | ${row.count.toFixed(2)} | ${row.self.toFixed(0)} | ${(100 * row.self / total).toFixed(1)}% |`)
+  }
+  const wanted = new Set(rows.slice(0, top).map((row) => row.key))
+  const retainedBefore = retainedByKey(baseline, wanted)
+  const retainedAfter = retainedByKey(snapshot, wanted)
+  const retainedRows = [...wanted].map((key) => ({
+    key,
+    retained: (retainedAfter.get(key) - retainedBefore.get(key)) / streams
+  })).sort((a, b) => b.retained - a.retained)
+  console.log("\n| kind | retained B/stream (outermost instances) |")
+  console.log("|---|---|")
+  for (const row of retainedRows.slice(0, 25)) console.log(`| ${row.key.replaceAll("|", "\\|")} | ${row.retained.toFixed(0)} |`)
 }
-const wanted = new Set(rows.slice(0, top).map((row) => row.key))
-const retainedBefore = retainedByKey(baseline, wanted)
-const retainedAfter = retainedByKey(snapshot, wanted)
-const retainedRows = [...wanted].map((key) => ({
-  key,
-  retained: (retainedAfter.get(key) - retainedBefore.get(key)) / streams
-})).sort((a, b) => b.retained - a.retained)
-console.log("\n| kind | retained B/stream (outermost instances) |")
-console.log("|---|---|")
-for (const row of retainedRows.slice(0, 25)) console.log(`| ${row.key.replaceAll("|", "\\|")} | ${row.retained.toFixed(0)} |`)
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(Path.basename(process.argv[1]))) main(...process.argv.slice(2))

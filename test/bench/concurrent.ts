@@ -138,6 +138,11 @@ interface Result {
   readonly cpuMicrosPerEvent: number
   readonly cpuShare: number
   readonly eventsPerRead: number
+  /** The client's longest event-loop stall in the window (ms), and its share of time in GC pauses. */
+  readonly longestStall: number
+  readonly gcShare: number
+  /** The part of gcShare in scavenges (minor GCs). */
+  readonly minorGcShare: number
   readonly serverCpuShare: number
   readonly heapPerStream: number
   readonly rssPerStream: number
@@ -218,6 +223,9 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
       cpuMicrosPerEvent: cpu / events,
       cpuShare: cpu / ((c1.at - c0.at) * 1000),
       eventsPerRead: events / (c1.reads - c0.reads),
+      longestStall: c1.stall,
+      gcShare: (c1.gcMillis - c0.gcMillis) / (c1.at - c0.at),
+      minorGcShare: (c1.minorGcMillis - c0.minorGcMillis) / (c1.at - c0.at),
       serverCpuShare: (cpuMicros(s1.cpu) - cpuMicros(s0.cpu)) / ((s1.at - s0.at) * 1000),
       heapPerStream: (heap.heapUsed - baseline.heapUsed) / streams,
       rssPerStream: (heap.rss - baseline.rss) / streams,
@@ -277,7 +285,8 @@ const main = async () => {
       console.log(
         `  round ${round + 1} ${kind}: ${result.sockets} sockets (opened in ${result.openSeconds.toFixed(1)} s), ${result.receivedPerSecond.toFixed(0)} events/s received ` +
           `(${result.sentPerSecond.toFixed(0)} sent), ${result.cpuMicrosPerEvent.toFixed(2)} µs CPU/event, ` +
-          `${result.eventsPerRead.toFixed(2)} events/read, client ${(100 * result.cpuShare).toFixed(0)}% CPU, server ${(100 * result.serverCpuShare).toFixed(0)}%, ${result.heapPerStream.toFixed(0)} B heap/stream, ${result.delivered} events delivered` +
+          `${result.eventsPerRead.toFixed(2)} events/read, longest stall ${result.longestStall.toFixed(0)} ms, ` +
+          `GC ${(100 * result.gcShare).toFixed(0)}% of the time (scavenges ${(100 * result.minorGcShare).toFixed(0)}%), client ${(100 * result.cpuShare).toFixed(0)}% CPU, server ${(100 * result.serverCpuShare).toFixed(0)}%, ${result.heapPerStream.toFixed(0)} B heap/stream, ${result.delivered} events delivered` +
           (problems.length > 0 ? ` — PROBLEM: ${problems.join("; ")}` : "")
       )
     }
@@ -291,15 +300,15 @@ const main = async () => {
     )
   const withFloor = chosen.includes(floor)
   console.log(
-    `\n| client | server sockets | events/s sent → received | events/read | CPU µs/event | ×floor | client CPU | heap B/stream | ×floor | RSS B/stream | external+arrayBuffers B/stream | delivered exactly |`
+    `\n| client | server sockets | events/s sent → received | events/read | GC pauses (scavenges) | CPU µs/event | ×floor | client CPU | heap B/stream | ×floor | RSS B/stream | external+arrayBuffers B/stream | delivered exactly |`
   )
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|")
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   for (const kind of chosen) {
     const exact = of(kind, (r) => r.mismatched + r.repeats + r.failures).every((n) => n === 0)
     console.log(
       `| ${kind} | ${spread(of(kind, (r) => r.sockets), 0)} | ${spread(of(kind, (r) => r.sentPerSecond), 0)} → ${
         spread(of(kind, (r) => r.receivedPerSecond), 0)
-      } | ${spread(of(kind, (r) => r.eventsPerRead), 2)} | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
+      } | ${spread(of(kind, (r) => r.eventsPerRead), 2)} | ${spread(of(kind, (r) => 100 * r.gcShare), 0, "%")} (${spread(of(kind, (r) => 100 * r.minorGcShare), 0, "%")}) | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
         withFloor ? spread(ratio(kind, (r) => r.cpuMicrosPerEvent), 2, "×") : "–"
       } | ${spread(of(kind, (r) => 100 * r.cpuShare), 0, "%")} | ${spread(of(kind, (r) => r.heapPerStream), 0)} | ${
         withFloor ? spread(ratio(kind, (r) => r.heapPerStream), 2, "×") : "–"
