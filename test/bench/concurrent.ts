@@ -10,7 +10,8 @@
  * --warmup S (3), --window S (5), --batch N (1000: streams opened at a time),
  * --kinds "a,b" (default all), --snapshot DIR (heap snapshots, at the baseline
  * and with the streams open, for test/bench/concurrent-heap.mjs),
- * --profile DIR (a CPU profile of the steady window, for concurrent-profile.mjs).
+ * --profile DIR (a CPU profile of the steady window, for concurrent-profile.mjs),
+ * --client-flags="..." (more node flags for the client processes, e.g. --client-flags=--max-semi-space-size=64).
  *
  * The server (concurrent-server.mjs) runs in a process of its own, fresh for each
  * client run, and so does each client (concurrent-client.ts, bundled by esbuild
@@ -58,7 +59,8 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "1000" },
     kinds: { type: "string" },
     snapshot: { type: "string" },
-    profile: { type: "string" }
+    profile: { type: "string" },
+    "client-flags": { type: "string" }
   }
 })
 const streams = Number(args.streams)
@@ -164,7 +166,7 @@ const runOne = async (clientFile: string, kind: string, round: number): Promise<
   const { port } = await server.next("listening")
   const slug = kind.replace(/[^a-z0-9]+/gi, "-").toLowerCase()
   const clientProcess = fork(clientFile, [kind, `http://127.0.0.1:${port}/`, String(streams)], {
-    execArgv: ["--expose-gc"],
+    execArgv: ["--expose-gc", ...(args["client-flags"]?.split(" ").filter((flag) => flag !== "") ?? [])],
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
   const client = child(clientProcess)
@@ -268,7 +270,8 @@ const main = async () => {
   console.log(
     `\nConcurrent streams: ${streams.toLocaleString("en")} streams, ${rate.toLocaleString("en")} events/s in total ` +
       `(${(rate / streams).toFixed(1)} per stream, one ~100 B event per write), ${rounds} round(s) in rotated order, ` +
-      `warm-up ${warmupMillis / 1000} s, window ${windowMillis / 1000} s; load average before: ${load}`
+      `warm-up ${warmupMillis / 1000} s, window ${windowMillis / 1000} s; load average before: ${load}` +
+      (args["client-flags"] === undefined ? "" : `; client flags ${args["client-flags"]}`)
   )
   for (let round = 0; round < rounds; round++) {
     const byKind: Array<Result> = []
@@ -308,7 +311,7 @@ const main = async () => {
     console.log(
       `| ${kind} | ${spread(of(kind, (r) => r.sockets), 0)} | ${spread(of(kind, (r) => r.sentPerSecond), 0)} → ${
         spread(of(kind, (r) => r.receivedPerSecond), 0)
-      } | ${spread(of(kind, (r) => r.eventsPerRead), 2)} | ${spread(of(kind, (r) => 100 * r.gcShare), 0, "%")} (${spread(of(kind, (r) => 100 * r.minorGcShare), 0, "%")}) | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
+      } | ${spread(of(kind, (r) => r.eventsPerRead), 2)} | ${spread(of(kind, (r) => 100 * r.gcShare), 0, "%")}; ${median(of(kind, (r) => 100 * r.minorGcShare)).toFixed(0)}% | ${spread(of(kind, (r) => r.cpuMicrosPerEvent), 2)} | ${
         withFloor ? spread(ratio(kind, (r) => r.cpuMicrosPerEvent), 2, "×") : "–"
       } | ${spread(of(kind, (r) => 100 * r.cpuShare), 0, "%")} | ${spread(of(kind, (r) => r.heapPerStream), 0)} | ${
         withFloor ? spread(ratio(kind, (r) => r.heapPerStream), 2, "×") : "–"
