@@ -28,7 +28,12 @@
  *   the same before any was opened, over the streams; RSS and external +
  *   arrayBuffers the same way;
  * - delivery: after the server pauses, each stream's received count must equal
- *   what the server wrote to it, and no stream may have reconnected.
+ *   what the server wrote to it, and no stream may have reconnected (the run
+ *   exits with 1 otherwise, or when a stream had no socket of its own);
+ * - why the CPU figure is what it is: events per socket read (1.00 means one
+ *   event per chunk, the case the issue is about; a client that falls behind gets
+ *   several), the share of time in GC pauses and the longest event-loop stall.
+ * With --profile the profiler runs in the window, so that run's CPU figures include its cost.
  */
 import * as esbuild from "esbuild"
 import { type ChildProcess, fork } from "node:child_process"
@@ -292,6 +297,7 @@ const main = async () => {
           `GC ${(100 * result.gcShare).toFixed(0)}% of the time (scavenges ${(100 * result.minorGcShare).toFixed(0)}%), client ${(100 * result.cpuShare).toFixed(0)}% CPU, server ${(100 * result.serverCpuShare).toFixed(0)}%, ${result.heapPerStream.toFixed(0)} B heap/stream, ${result.delivered} events delivered` +
           (problems.length > 0 ? ` — PROBLEM: ${problems.join("; ")}` : "")
       )
+      if (problems.length > 0) process.exitCode = 1
     }
     results.push(byKind)
   }
