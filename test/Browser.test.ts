@@ -140,6 +140,10 @@ describe.skipIf(!browserFound)("the demo page in Chromium", () => {
       // for 5 s, so not every reconnect asks again); without Last-Event-ID allowed they fail.
       const preflights = stream.seen.filter((r) => r.method === "OPTIONS")
       expect(preflights.length).toBeGreaterThanOrEqual(1)
+      // Only Last-Event-ID needs one: the first GET goes without a preflight (no trace or
+      // Cache-Control header of ours), and every preflight asks for that header alone.
+      expect(stream.seen[0]).toMatchObject({ method: "GET", path: "/events", lastEventId: undefined })
+      expect(new Set(preflights.map((r) => r.requestHeaders))).toEqual(new Set(["last-event-id"]))
       expect(stream.requests.filter((id) => id !== undefined).length).toBeGreaterThanOrEqual(2)
       expect(stream.requests).toContain(second.loads[1]!.resumedFrom)
       // The page's own server served the page only.

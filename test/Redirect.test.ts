@@ -262,6 +262,20 @@ describe("Redirect.follow on FetchHttpClient", () => {
       expect(server.seen.map((r) => r.headers["x-from-init"])).toEqual(["yes", "yes"])
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+  it.scopedLive("asks fetch for no caching (cache: no-store, so fetch adds its own Cache-Control), unless the caller chose", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((req, res) => req.path === "/a" ? redirect(res, 302, "/b") : ok(res))
+      yield* follow(HttpClientRequest.get(`${server.origin}/a`))
+      expect(server.seen.map((r) => [r.headers["cache-control"], r.headers["pragma"]])).toEqual([
+        ["no-cache", "no-cache"],
+        ["no-cache", "no-cache"]
+      ])
+      yield* follow(HttpClientRequest.get(`${server.origin}/b`)).pipe(
+        Effect.provideService(FetchHttpClient.RequestInit, { cache: "default" })
+      )
+      expect(server.seen[2]!.headers["cache-control"]).toBeUndefined()
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+
   /**
    * Node's fetch as a browser's behaves under `redirect: "manual"`: every 3xx
    * becomes an opaque status-0 answer (Chromium itself: test/Browser.test.ts).

@@ -102,12 +102,12 @@ describe("attemptRequest", () => {
   const built = (headers: Record<string, string> | undefined, id: string | undefined) =>
     Either.getOrThrow(attemptRequest(request, headers, id)).headers
 
-  it("adds Accept and Cache-Control unless given, and the resume point", () => {
-    expect(built(undefined, "41")).toMatchObject({
+  it("adds Accept unless given, and the resume point, and nothing a browser would preflight", () => {
+    expect(built(undefined, "41")).toEqual({
       accept: "text/event-stream",
-      "cache-control": "no-store",
       "last-event-id": "41"
     })
+    expect(built(undefined, undefined)).toEqual({ accept: "text/event-stream" })
     expect(built({ Accept: "application/json, text/event-stream", "Cache-Control": "no-cache" }, "")).toEqual({
       accept: "application/json, text/event-stream",
       "cache-control": "no-cache"

@@ -1,7 +1,9 @@
 /**
  * The request of one attempt: the caller's request and headers, with what SSE
- * adds — `Accept` unless the caller chose one, `Cache-Control`, and the resume
- * point as `Last-Event-ID`.
+ * adds — `Accept` unless the caller chose one, and the resume point as
+ * `Last-Event-ID`. No `Cache-Control`: it is not a CORS-safelisted header, so in
+ * a browser it would make every cross-origin GET wait for a preflight; fetch
+ * layers ask for no caching with `RequestInit.cache` instead (see redirect.ts).
  */
 import type * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -62,7 +64,6 @@ export const attemptRequest = (
   // MCP servers require `Accept: application/json, text/event-stream` and answer
   // 406 to anything else, so a caller's choice stands.
   if (built.headers["accept"] === undefined) built = HttpClientRequest.setHeader(built, "accept", "text/event-stream")
-  if (built.headers["cache-control"] === undefined) built = HttpClientRequest.setHeader(built, "cache-control", "no-store")
   if (lastEventId === undefined || lastEventId === "") return Either.right(built)
   const value = lastEventIdHeader(lastEventId)
   return value === undefined

@@ -142,7 +142,10 @@ export const follow = <E, R>(
   Effect.gen(function*() {
     const maxRedirects = options.maxRedirects ?? defaultMaxRedirects
     const init = Option.getOrUndefined(yield* Effect.serviceOption(FetchHttpClient.RequestInit))
-    const manual: globalThis.RequestInit = { ...init, redirect: "manual" }
+    // `cache: "no-store"` as EventSource's own fetch: no HTTP cache answers, and the
+    // browser (or undici) adds `Cache-Control: no-cache` itself, after its CORS check.
+    const fetchInit: globalThis.RequestInit = { cache: "no-store", ...init }
+    const manual: globalThis.RequestInit = { ...fetchInit, redirect: "manual" }
     const parent = yield* Effect.scope
     const chain: Array<string> = []
     const requested = new Set<string>()
@@ -164,7 +167,7 @@ export const follow = <E, R>(
         }
         // The browser's answer hides the final URL too: `url` stays the one requested.
         const followed = yield* options.execute(current).pipe(
-          Effect.provideService(FetchHttpClient.RequestInit, { ...init, redirect: "follow" }),
+          Effect.provideService(FetchHttpClient.RequestInit, { ...fetchInit, redirect: "follow" }),
           Scope.extend(parent)
         )
         return { response: followed, url, chain: [...chain] }
