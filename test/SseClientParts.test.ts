@@ -5,7 +5,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
-import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Stream, TestClock } from "effect"
+import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scope, Stream, TestClock } from "effect"
 import { attemptRequest, lastEventIdHeader } from "../src/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/internal/idleWatchdog.js"
 import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/internal/reconnect.js"
@@ -167,6 +167,25 @@ describe("IdleWatchdog", () => {
       yield* TestClock.adjust("10 seconds")
       expect(fired()).toBe(1)
       yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("watchdogs idle at once all fire, even when one's abort closes the last; then no timer is left", () =>
+    Effect.gen(function*() {
+      let fired = 0
+      const scopes = yield* Effect.forEach([1, 2, 3], () => Scope.make())
+      // Each one's abort closes every scope, as the last connection closing does.
+      const closeAll = Effect.forEach(scopes, (scope) => Scope.close(scope, Exit.void), { discard: true })
+      const watchdogs = yield* Effect.forEach(scopes, (scope) =>
+        Scope.extend(IdleWatchdog.make("1 second", Effect.zipRight(Effect.sync(() => void fired++), closeAll)), scope))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect(fired).toBe(3)
+      expect(watchdogs.every((watchdog) => watchdog.fired)).toBe(true)
+      // The sweeper stopped with the last watchdog: nothing sleeps on the clock to keep a process alive.
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([])
     }))
 
   it.scoped("a consumer slower than idleTimeout does not make it fire", () =>
