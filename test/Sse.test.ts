@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Equal, Stream } from "effect"
 import * as fc from "fast-check"
+import { execFileSync } from "node:child_process"
 import { isIdOnly } from "../src/internal/idOnly.js"
 import { Parser } from "../src/internal/parser.js"
 import * as Sse from "../src/Sse.js"
@@ -535,7 +536,9 @@ describe("Sse.parse against the spec's text-level reading", () => {
 
   it("reads names alone on their line, and names one byte longer or shorter, as the spec says", () => {
     const names = ["data", "event", "id", "retry"]
-    const variants = names.flatMap((name) => [name, name.slice(0, -1), name + "x", name + " ", "x" + name])
+    // Each name, one byte shorter, longer, or with any one byte changed.
+    const changed = (name: string) => Array.from(name, (_, i) => name.slice(0, i) + "x" + name.slice(i + 1))
+    const variants = names.flatMap((name) => [name, name.slice(0, -1), name + "x", name + " ", "x" + name, ...changed(name)])
     for (const name of variants) {
       for (const rest of ["", ":", ": 7", ":7", ":  7"]) {
         const bytes = encoder.encode(`${name}${rest}\ndata: z\n\n${name}${rest}\r\n\r\n`)
@@ -574,6 +577,73 @@ describe("Sse.parse against the spec's text-level reading", () => {
     const cuts: Array<Uint8Array> = []
     for (let i = 0; i < bytes.length; i += 97) cuts.push(bytes.subarray(i, i + 97))
     expect(parseSync(cuts)).toEqual(expected)
+  })
+
+  it("finds line ends in decoded segments as in the bytes: across segment edges, past them, at chunk edges", () => {
+    // Runs around the segment size (1 KiB) between the fragments, so that lines end just
+    // before, at and after a segment's end, span several segments, and CR LF straddles an
+    // edge; chunks as Node Buffers and as plain Uint8Arrays (what fetch gives).
+    const runs = [1, 1017, 1018, 1023, 1024, 1025, 2100].map((n) => "x".repeat(n))
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom(...fragments), fc.constantFrom(...runs)), { maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        fc.boolean(),
+        (parts, cuts, plainArrays) => {
+          const bytes = concatBytes(parts)
+          const expected = reference(bytes)
+          const asInput = (chunk: Uint8Array) =>
+            plainArrays ? new Uint8Array(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+          expect(parseSync([asInput(bytes)])).toEqual(expected)
+          expect(parseSync(splitAt(bytes, cuts).map(asInput))).toEqual(expected)
+        }
+      ),
+      { numRuns: 400 }
+    )
+  })
+
+  it("reads the same without Node's Buffer, as in a browser: lines searched in the typed arrays themselves", () => {
+    const parts: Array<string | Uint8Array> = []
+    for (let n = 0; n < 40; n++) {
+      const eol = ["\r", "\n", "\r\n"][n % 3]!
+      parts.push(`id: ${n}${eol}data: ${"x".repeat(1000 + n)}`, n % 2 === 0 ? "é" : "a", `${eol}data: b${eol}${eol}`)
+    }
+    const bytes = concatBytes(parts)
+    // Its own process: the parser picks its search when loaded, and vitest itself needs Buffer.
+    const script = `
+      globalThis.Buffer = undefined
+      const { Chunk } = await import("effect")
+      const { Parser } = await import("./src/internal/parser.ts")
+      const bytes = Uint8Array.from(atob(${JSON.stringify(btoa(String.fromCharCode(...bytes)))}), (c) => c.charCodeAt(0))
+      const parser = new Parser({ maxEventBytes: 1 << 20 })
+      const events = []
+      for (let i = 0; i < bytes.length; i += 700) events.push(...parser.push(Chunk.of(bytes.subarray(i, i + 700))))
+      console.log(JSON.stringify(events.map(({ id, event, data }) => ({ id, event, data }))))
+    `
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8" })
+    const expected = reference(bytes)
+    expect(expected.length).toBe(40)
+    expect(JSON.parse(out)).toEqual(expected)
+  })
+
+  it("ends a line at a CR, LF or CR LF at every position around a segment's end", () => {
+    for (let n = 1010; n <= 1030; n++) {
+      for (const eol of ["\n", "\r", "\r\n"]) {
+        const text = `data: ${"x".repeat(n)}${eol}id: 7${eol}data: y${eol}${eol}event: e${eol}data: ${"é".repeat(n % 7)}${eol}${eol}`
+        const bytes = encoder.encode(`id: 1${eol}${text}`)
+        const expected = reference(bytes)
+        expect(expected.length).toBe(2)
+        expect(parseSync([bytes])).toEqual(expected)
+        expect(parseSync([bytes.subarray(0, n), bytes.subarray(n)])).toEqual(expected)
+      }
+    }
+  })
+
+  it("delivers nothing of a block whose data line is too large, not even at the empty line right after it", () => {
+    const chunk = `id: 1\ndata: ok\n\nid: 2\ndata: a\ndata: ${"x".repeat(2000)}\n\ndata: after\n\n`
+    const result = pushes([chunk], { maxEventBytes: 1024 })
+    expect(result.pushes).toEqual([[{ id: "1", event: "message", data: "ok" }]])
+    expect(result.error).toEqual(new Sse.SseEventTooLarge({ maxEventBytes: 1024, afterEventId: "1" }))
   })
 
   it("keeps the events before a chunk that ends inside a character, and that character", () => {
