@@ -294,8 +294,9 @@ const settingsOf = (options: Partial<Settings>): Settings => {
 
 const makeRun = <E, EH, RH>(
   request: HttpClientRequest.HttpClientRequest,
-  options: Options<E, EH, RH>
-): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient | Scope.Scope> =>
+  options: Options<E, EH, RH>,
+  trigger: ReconnectTrigger
+): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const settings = settingsOf(options)
     const base = yield* HttpClient.HttpClient
@@ -311,7 +312,7 @@ const makeRun = <E, EH, RH>(
       request,
       resendable,
       resume: resendable || options.resumeWith === undefined ? undefined : resumeRequest(request, options.resumeWith),
-      trigger: yield* ReconnectTrigger.make(options.reconnectNow),
+      trigger,
       client: HttpClient.withScope(settings.tracePropagation ? base : HttpClient.withTracerPropagation(base, false)),
       tracker,
       headers: options.headers ?? Effect.succeed(undefined),
@@ -333,8 +334,15 @@ const makeRun = <E, EH, RH>(
 export const stream = <E = never, EH = never, RH = never>(
   request: HttpClientRequest.HttpClientRequest,
   options: Options<E, EH, RH> = {}
-): Stream.Stream<SseEvent, SseClientError | E | EH, HttpClient.HttpClient | RH> =>
-  Stream.fromChannel(scopedChannel(Effect.map(makeRun(request, options), (run) => connections(run, 1))))
+): Stream.Stream<SseEvent, SseClientError | E | EH, HttpClient.HttpClient | RH> => {
+  const start = (trigger: ReconnectTrigger) => Effect.map(makeRun(request, options, trigger), (run) => connections(run, 1))
+  // Only the listener of `reconnectNow` needs a scope as long as the stream: thousands of streams may be open.
+  return Stream.fromChannel(
+    options.reconnectNow === undefined
+      ? Channel.unwrap(Effect.flatMap(ReconnectTrigger.never, start))
+      : scopedChannel(() => Effect.flatMap(ReconnectTrigger.make(options.reconnectNow), start))
+  )
+}
 
 /**
  * `Channel.unwrapScoped` without its cost per element: that one runs the channel
@@ -342,11 +350,11 @@ export const stream = <E = never, EH = never, RH = never>(
  * measured), where a finalizer closing the scope does the same job.
  */
 const scopedChannel = <OutElem, OutErr, OutDone, Env, E, R>(
-  make: Effect.Effect<Channel.Channel<OutElem, unknown, OutErr, unknown, OutDone, unknown, Env>, E, R>
+  make: (scope: Scope.CloseableScope) => Effect.Effect<Channel.Channel<OutElem, unknown, OutErr, unknown, OutDone, unknown, Env>, E, R>
 ): Channel.Channel<OutElem, unknown, OutErr | E, unknown, OutDone, unknown, Env | Exclude<R, Scope.Scope>> =>
   Channel.acquireUseRelease(
     Scope.make(),
-    (scope) => Channel.unwrap(Scope.extend(make, scope)),
+    (scope) => Channel.unwrap(Scope.extend(make(scope), scope)),
     (scope, exit) => Scope.close(scope, exit)
   )
 
@@ -447,7 +455,7 @@ const connection = <E, EH, RH>(
   run: Run<E, EH, RH>,
   attempt: number
 ): Channel.Channel<Chunk.Chunk<SseEvent>, unknown, SseClientError | E | EH, unknown, Outcome, unknown, RH | HttpClient.HttpClient> =>
-  scopedChannel(Effect.gen(function*() {
+  scopedChannel((scope) => Effect.gen(function*() {
     const ended = (reconnect: Omit<Reconnect, "attempt">, delivered = false): Outcome => ({
       _tag: "Ended",
       ended: { ...reconnect, attempt },
@@ -458,8 +466,9 @@ const connection = <E, EH, RH>(
     const resumeFrom = Option.getOrUndefined(yield* run.tracker.lastEventId)
     const request = yield* attemptRequest(requestFrom(run, resumeFrom), yield* run.headers, resumeFrom)
     yield* run.onConnection({ state: "connecting", attempt, lastEventId: resumeFrom })
-    // The request lives in its own scope so the idle watchdog can abort it.
-    const requestScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    // Closing the request's scope aborts it: the connection's own, unless a reconnect can be
+    // requested, whose listener (in the connection's scope) must not close the scope it runs in.
+    const requestScope = run.trigger.listening ? yield* Scope.fork(scope, ExecutionStrategy.sequential) : scope
     const answer = yield* awaitResponse(run, request, requestScope).pipe(
       Effect.raceFirst(Effect.zipRight(requested, Effect.fail(new ReconnectRequested()))),
       Effect.tap(({ response }) => Effect.annotateCurrentSpan("sse.status", response.status)),

@@ -26,6 +26,11 @@ export class ReconnectTrigger {
     })
   }
 
+  /** A trigger that never fires (no `reconnectNow`): it needs no scope, so a stream needs none of its own. */
+  static readonly never: Effect.Effect<ReconnectTrigger> = Effect.suspend(() =>
+    Effect.map(Deferred.make<void>(), (deferred) => new ReconnectTrigger(deferred, false))
+  )
+
   /** Starts listening for a new attempt: a request made before it does not end that attempt. */
   readonly arm: Effect.Effect<void> = Effect.map(Deferred.make<void>(), (fresh) => {
     this.current = fresh
