@@ -24,8 +24,7 @@ const keyOf = (id: string): Key => {
   return n
 }
 
-/** The ring of every empty window, never written: `admit` gives a window its own first. */
-const noKeys: Array<Key> = []
+/** The table and ring of every empty window, never written: a window gets its own first. */
 const noSlots = new Int32Array(0)
 /** The table's first size; it doubles past 3/4 full. */
 const FIRST_SLOTS = 16
@@ -105,19 +104,29 @@ class IntTable {
   }
 }
 
+/** A ring slot holding a string id, which is then in `strings` at the same index. */
+const STRING = -1
+
 export class IdWindow {
   // All made by the first admit that needs them: a session manager keeps
   // thousands of windows that may never see an event.
   private numbers: IntTable | undefined = undefined
   private strings: Set<string> | undefined = undefined
-  private ring: Array<Key> = noKeys
+  /**
+   * The ring of held ids, oldest at `head` once full: integer keys in a typed
+   * array (4 bytes each, where a JS array takes 8 and is scanned by the
+   * collector), string ids beside them. It grows by doubling up to `capacity`.
+   */
+  private ring = noSlots
+  private stringRing: Array<string | undefined> | undefined = undefined
+  private count = 0
   private head = 0
 
   constructor(readonly capacity: number) {}
 
   /** How many ids the window holds (never more than `capacity`). */
   get size(): number {
-    return this.ring.length
+    return this.count
   }
 
   has(id: string): boolean {
@@ -134,14 +143,21 @@ export class IdWindow {
       if (strings.has(key)) return false
       strings.add(key)
     }
-    if (this.ring === noKeys) this.ring = []
-    if (this.ring.length < this.capacity) {
-      this.ring.push(key)
+    let at: number
+    if (this.count < this.capacity) {
+      if (this.count === this.ring.length) this.grow()
+      at = this.count++
     } else {
       // The oldest is not `key`, which was not held.
-      this.remove(this.ring[this.head]!)
-      this.ring[this.head] = key
+      at = this.head
+      this.remove(at)
       this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
+    }
+    if (typeof key === "number") {
+      this.ring[at] = key
+    } else {
+      this.ring[at] = STRING
+      ;(this.stringRing ??= [])[at] = key
     }
     return true
   }
@@ -150,17 +166,28 @@ export class IdWindow {
   reset(ids: ReadonlyArray<string>): void {
     this.numbers = undefined
     this.strings = undefined
-    this.ring = noKeys
+    this.ring = noSlots
+    this.stringRing = undefined
+    this.count = 0
     this.head = 0
     for (let i = Math.max(0, ids.length - this.capacity); i < ids.length; i++) this.admit(ids[i]!)
   }
 
   /** The held ids, oldest first. */
   oldestFirst(): Array<string> {
-    const keys = this.ring.length < this.capacity
-      ? this.ring
-      : this.ring.slice(this.head).concat(this.ring.slice(0, this.head))
-    return keys.map(String)
+    const ids: Array<string> = []
+    for (let n = 0; n < this.count; n++) {
+      const at = this.count < this.capacity ? n : (this.head + n) % this.capacity
+      const key = this.ring[at]!
+      ids.push(key === STRING ? this.stringRing![at]! : String(key))
+    }
+    return ids
+  }
+
+  private grow(): void {
+    const ring = new Int32Array(Math.min(this.capacity, Math.max(FIRST_SLOTS, this.ring.length * 2)))
+    ring.set(this.ring)
+    this.ring = ring
   }
 
   private holds(key: Key): boolean {
@@ -169,8 +196,14 @@ export class IdWindow {
       : this.strings !== undefined && this.strings.has(key)
   }
 
-  private remove(key: Key): void {
-    if (typeof key === "number") this.numbers!.delete(key)
-    else this.strings!.delete(key)
+  /** Drops the id in ring slot `at` from the lookup. */
+  private remove(at: number): void {
+    const key = this.ring[at]!
+    if (key !== STRING) {
+      this.numbers!.delete(key)
+    } else {
+      this.strings!.delete(this.stringRing![at]!)
+      this.stringRing![at] = undefined
+    }
   }
 }
