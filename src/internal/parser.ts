@@ -14,6 +14,9 @@
  *   (the tracker keeps 10,000 of them).
  * Splitting at ASCII bytes never changes what a UTF-8 decoder produces, so
  * decoding value by value equals decoding the stream, U+FFFD included.
+ * Where a stretch of bytes decodes to one UTF-16 unit per byte (ASCII, or
+ * lone bad bytes as U+FFFD), its text stands for the bytes: line ends are
+ * searched and values sliced there.
  */
 import { Chunk, Data } from "effect"
 import { idOnly } from "./idOnly.js"
