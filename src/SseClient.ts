@@ -347,15 +347,17 @@ export const stream = <E = never, EH = never, RH = never>(
 /**
  * `Channel.unwrapScoped` without its cost per element: that one runs the channel
  * in a concat stage every chunk passes through (about a microsecond each,
- * measured), where a finalizer closing the scope does the same job.
+ * measured), where a finalizer closing the scope does the same job. Not
+ * `Channel.acquireUseRelease` either, whose Ref and masks stay on every open
+ * stream's stack: an interruption before the finalizer is in place can only
+ * lose a scope nothing was added to yet.
  */
 const scopedChannel = <OutElem, OutErr, OutDone, Env, E, R>(
   make: (scope: Scope.CloseableScope) => Effect.Effect<Channel.Channel<OutElem, unknown, OutErr, unknown, OutDone, unknown, Env>, E, R>
 ): Channel.Channel<OutElem, unknown, OutErr | E, unknown, OutDone, unknown, Env | Exclude<R, Scope.Scope>> =>
-  Channel.acquireUseRelease(
-    Scope.make(),
-    (scope) => Channel.unwrap(Scope.extend(make(scope), scope)),
-    (scope, exit) => Scope.close(scope, exit)
+  Channel.flatMap(
+    Channel.fromEffect(Scope.make()),
+    (scope) => Channel.ensuringWith(Channel.unwrap(Scope.extend(make(scope), scope)), (exit) => Scope.close(scope, exit))
   )
 
 /**
