@@ -337,10 +337,11 @@ export const stream = <E = never, EH = never, RH = never>(
 ): Stream.Stream<SseEvent, SseClientError | E | EH, HttpClient.HttpClient | RH> => {
   const start = (trigger: ReconnectTrigger) => Effect.map(makeRun(request, options, trigger), (run) => connections(run, 1))
   // Only the listener of `reconnectNow` needs a scope as long as the stream: thousands of streams may be open.
+  const requests = options.reconnectNow
   return Stream.fromChannel(
-    options.reconnectNow === undefined
+    requests === undefined
       ? Channel.unwrap(Effect.flatMap(ReconnectTrigger.never, start))
-      : scopedChannel(() => Effect.flatMap(ReconnectTrigger.make(options.reconnectNow), start))
+      : scopedChannel(() => Effect.flatMap(ReconnectTrigger.make(requests), start))
   )
 }
 
@@ -431,8 +432,7 @@ const pauseBeforeReconnect = <E, EH, RH>(
         ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay }
         : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
     )
-    yield* Effect.sleep(delay).pipe(
-      Effect.raceFirst(run.trigger.requested),
+    yield* run.trigger.raceRequest(Effect.sleep(delay), Effect.void).pipe(
       Effect.withSpan("sse.reconnect", {
         attributes: { "sse.reason": ended.reason, "sse.delay_ms": delay, "sse.attempt": ended.attempt }
       })
@@ -471,8 +471,10 @@ const connection = <E, EH, RH>(
     // Closing the request's scope aborts it: the connection's own, unless a reconnect can be
     // requested, whose listener (in the connection's scope) must not close the scope it runs in.
     const requestScope = run.trigger.listening ? yield* Scope.fork(scope, ExecutionStrategy.sequential) : scope
-    const answer = yield* awaitResponse(run, request, requestScope).pipe(
-      Effect.raceFirst(Effect.zipRight(requested, Effect.fail(new ReconnectRequested()))),
+    const answer = yield* run.trigger.raceRequest(
+      awaitResponse(run, request, requestScope),
+      Effect.fail(new ReconnectRequested())
+    ).pipe(
       Effect.tap(({ response }) => Effect.annotateCurrentSpan("sse.status", response.status)),
       Effect.withSpan("sse.connect", {
         attributes: { "sse.attempt": attempt, "sse.last_event_id": resumeFrom ?? "", "url.full": request.url }
