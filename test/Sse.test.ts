@@ -583,7 +583,11 @@ describe("Sse.parse against the spec's text-level reading", () => {
     // Runs around the segment size (1 KiB) between the fragments, so that lines end just
     // before, at and after a segment's end, span several segments, and CR LF straddles an
     // edge; chunks as Node Buffers and as plain Uint8Arrays (what fetch gives).
-    const runs = [1, 1017, 1018, 1023, 1024, 1025, 2100].map((n) => "x".repeat(n))
+    const runs = [
+      ...[1, 1017, 1018, 1023, 1024, 1025, 2100].map((n) => "x".repeat(n)),
+      ...[1, 511, 512, 1100].map((n) => "é".repeat(n)),
+      "€".repeat(341)
+    ]
     fc.assert(
       fc.property(
         fc.array(fc.oneof(fc.constantFrom(...fragments), fc.constantFrom(...runs)), { maxLength: 60 }),
@@ -637,6 +641,24 @@ describe("Sse.parse against the spec's text-level reading", () => {
         expect(parseSync([bytes.subarray(0, n), bytes.subarray(n)])).toEqual(expected)
       }
     }
+  })
+
+  it("slices values of multi-byte text from their segment, past comments, unknown fields and CR LF, across 64 KiB chunks", () => {
+    const parts: Array<string> = []
+    for (let n = 0; n < 2000; n++) {
+      const eol = ["\n", "\r", "\r\n"][n % 3]!
+      parts.push(
+        `: né ${n}${eol}id: é${n}${eol}x-é: ${"€".repeat(n % 5)}${eol}event: ${n % 4 === 0 ? "tick" : "tické"}${eol}`,
+        `data: ${"é".repeat(n % 50)}😀${n}${eol}data:${"€".repeat(n % 7)}${eol}${eol}`
+      )
+    }
+    const bytes = encoder.encode(parts.join(""))
+    const expected = reference(bytes)
+    expect(expected.length).toBe(2000)
+    expect(parseSync([bytes])).toEqual(expected)
+    const chunks: Array<Uint8Array> = []
+    for (let i = 0; i < bytes.length; i += 64 * 1024) chunks.push(bytes.subarray(i, i + 64 * 1024))
+    expect(parseSync(chunks)).toEqual(expected)
   })
 
   it("delivers nothing of a block whose data line is too large, not even at the empty line right after it", () => {

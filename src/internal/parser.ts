@@ -183,6 +183,15 @@ export class Parser {
   private segmentStart = 0
   private segmentEnd = -1
   private segmentText: string | undefined = undefined
+  /** Whether the segment's text has fewer units than bytes (multi-byte characters). */
+  private segmentMapped = false
+  /**
+   * In a mapped segment, a point after a line end (or the segment's start)
+   * as a byte position and as an index in the text: line ends are ASCII, so
+   * the n-th one in the bytes is the n-th one in the text.
+   */
+  private syncByte = 0
+  private syncText = 0
 
   // --- The block being read ---
   private data = ""
@@ -299,8 +308,8 @@ export class Parser {
       if (this.lineState !== AT_START && nativeIndexOf !== undefined) return this.searchBytes(bytes, char.charCodeAt(0), pos)
       this.decodeSegment(bytes, pos, pos)
     }
-    if (this.segmentText === undefined) return this.searchBytes(bytes, char.charCodeAt(0), pos)
-    const i = this.segmentText.indexOf(char, pos - this.segmentStart)
+    if (this.segmentMapped) return this.searchBytes(bytes, char.charCodeAt(0), pos)
+    const i = this.segmentText!.indexOf(char, pos - this.segmentStart)
     return i === -1 ? this.segmentEnd : i + this.segmentStart
   }
 
@@ -483,16 +492,16 @@ export class Parser {
     if (this.exceeds(field, (invalid === -1 ? end : invalid) - value)) return this.fail()
     if (invalid !== -1) return
     if (field === DATA) {
-      const text = this.text(buf, value, end, false)
+      const text = this.text(buf, start, value, end, false)
       this.data = this.dataLines === 0 ? text : this.data + "\n" + text
       this.dataBytes += (this.dataLines > 0 ? 1 : 0) + end - value
       this.dataLines++
     } else if (field === EVENT) {
-      this.type = sameAscii(buf, value, end, this.lastType) ? this.lastType : this.text(buf, value, end, false)
+      this.type = sameAscii(buf, value, end, this.lastType) ? this.lastType : this.text(buf, start, value, end, false)
       this.lastType = this.type
       this.typeBytes = end - value
     } else if (field === ID) {
-      this.id = this.text(buf, value, end, true)
+      this.id = this.text(buf, start, value, end, true)
       this.idBytes = end - value
     } else if (value < end) {
       let millis = 0
@@ -504,20 +513,41 @@ export class Parser {
   }
 
   /**
-   * A value's string. Values in the line buffer and long ids are decoded on
-   * their own, fresh. The rest are slices of the decoded segment around them,
-   * when that segment maps byte for byte (ASCII): one decode per segment instead
-   * of one per value (measured: a decode call costs ~200 ns, as much as parsing
-   * the rest of a small event). Ids are kept (10,000 of them in the tracker),
-   * so they never share memory: V8 copies slices under 13 characters.
+   * The string of a value at [start, end) on the line from `lineStart`. Values
+   * in the line buffer and long ids are decoded on their own, fresh. The rest
+   * are slices of the decoded segment around them: one decode per segment
+   * instead of one per value (measured: a decode call costs ~200 ns, as much
+   * as parsing the rest of a small event). Ids are kept (10,000 of them in the
+   * tracker), so they never share memory: V8 copies slices under 13 characters.
    */
-  private text(buf: Uint8Array, start: number, end: number, fresh: boolean): string {
+  private text(buf: Uint8Array, lineStart: number, start: number, end: number, fresh: boolean): string {
     if (start === end) return ""
     if (buf === this.line || (fresh && end - start >= SLICE_MIN)) return this.decoder.decode(buf.subarray(start, end))
     if (end > this.segmentEnd) this.decodeSegment(buf, start, end)
-    return this.segmentText === undefined
-      ? this.decoder.decode(buf.subarray(start, end))
-      : this.segmentText.slice(start - this.segmentStart, end - this.segmentStart)
+    return this.segmentMapped
+      ? this.mappedSlice(buf, lineStart, start, end)
+      : this.segmentText!.slice(start - this.segmentStart, end - this.segmentStart)
+  }
+
+  /** `text`'s slice of a segment with multi-byte characters, where byte and text positions part. */
+  private mappedSlice(buf: Uint8Array, lineStart: number, start: number, end: number): string {
+    const text = this.segmentText!
+    // Where the value's line starts in the text: past as many line ends as
+    // the bytes have before it. Its field name, colon and space are ASCII.
+    // (A CR LF is two line ends here, on both sides alike.)
+    while (this.syncByte < lineStart) {
+      let b = this.syncByte
+      while (b < lineStart - 1 && buf[b] !== LF && buf[b] !== CR) b++
+      this.syncText = text.indexOf(buf[b] === LF ? "\n" : "\r", this.syncText) + 1
+      this.syncByte = b + 1
+    }
+    const from = this.syncText + start - this.syncByte
+    // Its line end is the first of its kind in the text too (unless the
+    // segment stopped right before it).
+    const to = end === this.segmentEnd ? text.length : text.indexOf(buf[end] === LF ? "\n" : "\r", from)
+    this.syncByte = end + 1
+    this.syncText = to + 1
+    return text.slice(from, to)
   }
 
   /**
@@ -526,7 +556,7 @@ export class Parser {
    * before the stop are sliced from it, and each is followed by its line end,
    * so the decoder reads their bytes as it would in the whole stream; stopping
    * before an ASCII byte keeps a character whole, so that a cut one does not
-   * fail the byte-for-byte check and send every value to its own decode. A
+   * fail the byte-for-byte check of an ASCII segment. A
    * view, not `subarray`: on a Node Buffer that builds a Buffer through its
    * species constructor.
    */
@@ -537,9 +567,12 @@ export class Parser {
     const text = this.decoder.decode(new Uint8Array(buf.buffer, buf.byteOffset + start, stop - start))
     this.segmentStart = start
     this.segmentEnd = stop
+    this.segmentText = text
     // As many UTF-16 units as bytes only if every byte became one unit in place
     // (a multi-byte character or a multi-byte U+FFFD would make fewer).
-    this.segmentText = text.length === stop - start ? text : undefined
+    this.segmentMapped = text.length !== stop - start
+    this.syncByte = start
+    this.syncText = 0
   }
 
   private dispatch(): void {
