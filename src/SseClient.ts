@@ -27,7 +27,6 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
-  Cause,
   Channel,
   Chunk,
   Clock,
@@ -47,7 +46,8 @@ import {
 } from "effect"
 import * as EventTracker from "./EventTracker.js"
 import { attemptRequest, type SseResumeIdError } from "./internal/attemptRequest.js"
-import { decodedBody, type SseContentEncodingError } from "./internal/contentEncoding.js"
+import { type BodySource, directBody, pulledBody } from "./internal/body.js"
+import { decodedBody, mayBeEncoded, type SseContentEncodingError } from "./internal/contentEncoding.js"
 import { IdleWatchdog } from "./internal/idleWatchdog.js"
 import { Parser, type SseEventTooLarge } from "./internal/parser.js"
 import {
@@ -571,8 +571,16 @@ const readBody = <E, EH, RH>(
         run.serverRetry = millis
       }
     })
-    return Stream.toChannel(decodedBody(response)).pipe(
-      Channel.pipeTo(readEvents(run, parser, watchdog)),
+    // Read directly where the layer's body is one we know, unless it needs our decoder.
+    const direct = mayBeEncoded(response) ? undefined : yield* directBody(response)
+    let events: EventReader<E>
+    if (direct !== undefined) {
+      events = readEvents(run, parser, watchdog, direct)
+    } else {
+      const pulled = yield* pulledBody(decodedBody(response))
+      events = Channel.ensuring(readEvents(run, parser, watchdog, pulled), pulled.release)
+    }
+    return events.pipe(
       // An abort surfaces as a transport error (or an end): it was what aborted.
       Channel.map((end): BodyEnd =>
         watchdog.fired
@@ -592,25 +600,30 @@ const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
 
 const keepWithoutId = { keepWithoutId: true } as const
 
-/** Decoded body bytes in, new events out; its result is how the body ended. */
+/** New events out of a decoded body; its result is how the body ended. */
 type EventReader<E> = Channel.Channel<
   Chunk.Chunk<SseEvent>,
-  Chunk.Chunk<Uint8Array>,
+  unknown,
   E | SseEventTooLarge | SseContentEncodingError,
-  HttpClientError.ResponseError | SseContentEncodingError,
+  unknown,
   BodyEnd,
   unknown
 >
 
 /**
- * Bytes in, new events out, in one stage per chunk (each stage costs about a
+ * Bytes pulled from `body`, new events out, in one stage (each stage costs about a
  * microsecond per chunk, as much as parsing a small one): tells the idle
  * watchdog when a read starts and ends, parses, records in the tracker
  * (dropping replays, keeping id-less events in place), and ends with how the
  * body ended. Events completed before a transport failure are delivered before
  * it is reported.
  */
-const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser, watchdog: IdleWatchdog): EventReader<E> => {
+const readEvents = <E, EH, RH>(
+  run: Run<E, EH, RH>,
+  parser: Parser,
+  watchdog: IdleWatchdog,
+  body: BodySource<SseContentEncodingError>
+): EventReader<E> => {
   type Reader = EventReader<E>
   let delivered = false
   // Runs when downstream asks for more: only then does the next read start.
@@ -638,23 +651,21 @@ const readEvents = <E, EH, RH>(run: Run<E, EH, RH>, parser: Parser, watchdog: Id
       return deliver(result.right, next)
     })
   }
-  const read: Reader = Channel.readWithCause({
-    onInput: (bytes: Chunk.Chunk<Uint8Array>) => {
+  const closed = (): Reader => Channel.succeed<BodyEnd>({ reason: "closed", delivered })
+  // A read that failed is a transport failure. A body we cannot decode would not
+  // decode on the next attempt either, and a defect or an interruption is not
+  // the server's doing: those fail the wait, and end the stream.
+  const read: Reader = Channel.suspend((): Reader => {
+    const bytes = body.take()
+    if (bytes !== undefined) {
       watchdog.received()
       countBytes(bytes)
       return emit(parser.push(bytes), nextRead)
-    },
-    onFailure: (cause: Cause.Cause<HttpClientError.ResponseError | SseContentEncodingError>) => {
-      // A read that failed is a transport failure. A body we cannot decode would
-      // not decode on the next attempt either; a defect or an interruption is
-      // not the server's doing: those end the stream.
-      const failure = Cause.failureOrCause(cause)
-      if (Either.isRight(failure)) return Channel.failCause(failure.right)
-      return failure.left._tag === "ResponseError"
-        ? Channel.succeed<BodyEnd>({ reason: "transport", cause: failure.left, delivered })
-        : Channel.fail(failure.left)
-    },
-    onDone: () => emit(parser.end(), () => Channel.succeed<BodyEnd>({ reason: "closed", delivered }))
+    }
+    if (body.failure !== undefined) return Channel.succeed<BodyEnd>({ reason: "transport", cause: body.failure, delivered })
+    if (body.ended) return emit(parser.end(), closed)
+    return waitThenRead
   })
+  const waitThenRead: Reader = Channel.flatMap(Channel.fromEffect(body.wait), () => read)
   return read
 }

@@ -55,6 +55,10 @@ const looksLikeText = (bytes: Uint8Array): boolean => {
   }
 }
 
+/** Whether `response` says its body may be encoded: only then must it pass through `decodedBody`. */
+export const mayBeEncoded = (response: HttpClientResponse.HttpClientResponse): boolean =>
+  codingsOf(response.headers["content-encoding"]) !== undefined
+
 /** RFC 1950: deflate method, window ≤ 32 KiB, check bits, no preset dictionary. */
 const isZlibHeader = (bytes: Uint8Array): boolean =>
   (bytes[0]! & 0x0f) === 8 && bytes[0]! >> 4 <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0 &&

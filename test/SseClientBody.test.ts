@@ -1,0 +1,208 @@
+/**
+ * The body read directly from each HttpClient layer's own body (internal/body.ts):
+ * undici's Node Readable, node:http's IncomingMessage and fetch's web
+ * ReadableStream, each over loopback, and a body it does not recognise, pulled
+ * from the response's Stream. The same contract for all four; the other
+ * SseClient tests run mostly on undici, and the Chromium test on a browser's fetch.
+ */
+import { FetchHttpClient } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
+import { directBody } from "../src/internal/body.js"
+import * as SseClient from "../src/SseClient.js"
+import * as SseServer from "./support/SseServer.js"
+import * as Zlib from "node:zlib"
+
+const fast = { initialDelay: "5 millis", maxDelay: "20 millis" } as const
+
+/** Body Streams of `layerUnrecognised` that ended and ran their finalizers. */
+let releasedStreams = 0
+
+/** undici's responses with their `source` hidden, as a client wrapping them would: read through their Stream. */
+const layerUnrecognised = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.map(HttpClient.HttpClient, (client) =>
+    HttpClient.transformResponse(client, Effect.map((response) =>
+      new Proxy(response, {
+        get: (target, key) =>
+          key === "source"
+            ? undefined
+            : key === "stream"
+            ? Stream.ensuring(target.stream, Effect.sync(() => releasedStreams++))
+            : Reflect.get(target, key, target)
+      }))))
+).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+const layers: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>, boolean]> = [
+  ["undici", NodeHttpClient.layerUndici, true],
+  ["node:http", NodeHttpClient.layer, true],
+  ["fetch", FetchHttpClient.layer, true],
+  ["undici, unrecognised", layerUnrecognised, false]
+]
+
+/** Waits for a condition the server sets, at most `ms`. */
+const until = (condition: () => boolean, ms = 5_000) =>
+  Effect.gen(function*() {
+    const start = performance.now()
+    while (!condition() && performance.now() - start < ms) yield* Effect.sleep("5 millis")
+  })
+
+layers.forEach(([name, layer, direct]) =>
+  describe(`SseClient body, ${name}`, () => {
+    const live = <A, E>(title: string, body: () => Effect.Effect<A, E, any>) =>
+      it.scopedLive(title, () => Effect.provide(body(), layer) as Effect.Effect<A, E>)
+
+    live(direct ? "the layer's body is one read directly, not through its Stream" : "the body is not one read directly", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make((_req, res) => {
+          res.writeHead(200, SseServer.sseHeaders)
+          res.end("id: 1\ndata: a\n\n")
+        })
+        // Scoped as SseClient's client is: the layers hand over their own response then, not a wrapper.
+        const client = HttpClient.withScope(yield* HttpClient.HttpClient)
+        const response = yield* client.get(server.url)
+        expect((yield* directBody(response)) !== undefined).toBe(direct)
+      }))
+
+    live("events over several writes, the body's end, then the next connection", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make(async (_req, res, n) => {
+          if (n === 2) return void res.writeHead(204).end()
+          res.writeHead(200, SseServer.sseHeaders)
+          await SseServer.write(res, "id: 1\ndata: a\n\nid: 2\nda")
+          await SseServer.write(res, "ta: b\n\n")
+          res.end("id: 3\ndata: c\n\n")
+        })
+        const reasons: Array<string> = []
+        const events = yield* SseClient.stream(HttpClientRequest.get(server.url), {
+          ...fast,
+          onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+        }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        expect(Chunk.toReadonlyArray(events).map((e) => [e.id, e.data])).toEqual([["1", "a"], ["2", "b"], ["3", "c"]])
+        expect(reasons).toEqual(["closed"])
+      }))
+
+    live("a body cut mid-event is a transport failure: the events before it delivered, resumed after the last", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make(async (_req, res, n) => {
+          if (n === 2) return void res.writeHead(204).end()
+          res.writeHead(200, SseServer.sseHeaders)
+          await SseServer.write(res, "id: 1\ndata: a\n\nid: 2\ndata: cut he")
+          SseServer.cut(res)
+        })
+        const reasons: Array<string> = []
+        const events = yield* SseClient.stream(HttpClientRequest.get(server.url), {
+          ...fast,
+          onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+        }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        expect(Chunk.toReadonlyArray(events).map((e) => e.id)).toEqual(["1"])
+        expect(reasons).toEqual(["transport"])
+        expect(server.requests[1]!.headers["last-event-id"]).toBe("1")
+      }))
+
+    live("a body silent for idleTimeout is aborted as idle, its socket closed", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make((_req, res, n) => {
+          if (n === 2) return void res.writeHead(204).end()
+          res.writeHead(200, SseServer.sseHeaders)
+          res.write("id: 1\ndata: a\n\n")
+        })
+        const reasons: Array<string> = []
+        yield* Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), {
+          ...fast,
+          idleTimeout: "150 millis",
+          onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+        })).pipe(Effect.timeout("5 seconds"))
+        expect(reasons).toEqual(["idle"])
+        yield* until(() => server.requests[0]!.closedAt !== undefined, 1_000)
+        expect(server.requests[0]!.closedAt).toBeDefined()
+      }))
+
+    live("a gzip body (pulled from the layer's Stream through our decoder) silent for idleTimeout is aborted as idle", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make((_req, res, n) => {
+          if (n === 2) return void res.writeHead(204).end()
+          res.writeHead(200, { ...SseServer.sseHeaders, "content-encoding": "gzip" })
+          const gzip = Zlib.createGzip()
+          gzip.pipe(res)
+          gzip.write("id: 1\ndata: a\n\n")
+          gzip.flush()
+        })
+        const reasons: Array<string> = []
+        const events = yield* SseClient.stream(HttpClientRequest.get(server.url), {
+          ...fast,
+          idleTimeout: "150 millis",
+          onConnection: (s) => Effect.sync(() => s.state === "reconnecting" && reasons.push(s.reason))
+        }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        expect(Chunk.toReadonlyArray(events).map((e) => e.id)).toEqual(["1"])
+        expect(reasons).toEqual(["idle"])
+        yield* until(() => server.requests[0]!.closedAt !== undefined, 1_000)
+        expect(server.requests[0]!.closedAt).toBeDefined()
+      }))
+
+    live("interrupted while a read waits, the stream closes its socket at once", () =>
+      Effect.gen(function*() {
+        const server = yield* SseServer.make((_req, res) => {
+          res.writeHead(200, SseServer.sseHeaders)
+          res.write("id: 1\ndata: a\n\n")
+        })
+        const received = yield* Queue.unbounded<string>()
+        const fiber = yield* Effect.fork(
+          SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(Stream.runForEach((e) => Queue.offer(received, e.id!)))
+        )
+        expect(yield* Queue.take(received)).toBe("1")
+        // The reader now waits for bytes that never come.
+        yield* Effect.sleep("20 millis")
+        const before = performance.now()
+        yield* Fiber.interrupt(fiber)
+        yield* until(() => server.requests[0]!.closedAt !== undefined)
+        expect(server.requests[0]!.closedAt).toBeDefined()
+        // Well within a second on a loaded machine, not after any timeout (the idle one is 60 s).
+        expect(server.requests[0]!.closedAt! - before).toBeLessThan(1_000)
+        expect(server.requests.length).toBe(1)
+      }))
+
+    if (!direct) {
+      live("the body's Stream is released when the consumer stops taking", () =>
+        Effect.gen(function*() {
+          const server = yield* SseServer.make((_req, res) => {
+            res.writeHead(200, SseServer.sseHeaders)
+            res.write("id: 1\ndata: a\n\n")
+          })
+          const before = releasedStreams
+          const taken = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(Stream.take(1), Stream.runCount)
+          expect(taken).toBe(1)
+          expect(releasedStreams - before).toBe(1)
+        }))
+    }
+
+    live("a slow consumer slows the read: the server's writes back up", () =>
+      Effect.gen(function*() {
+        let written = 0
+        let blocked = false
+        const server = yield* SseServer.make(async (_req, res) => {
+          res.writeHead(200, SseServer.sseHeaders)
+          const event = `data: ${"z".repeat(1000)}\n\n`
+          for (let i = 0; i < 100_000 && !res.destroyed; i++) {
+            written++
+            if (!res.write(`id: ${i}\n${event}`)) {
+              blocked = true
+              await new Promise((resolve) => res.once("drain", resolve))
+            }
+          }
+        })
+        const taken = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(
+          Stream.tap(() => Effect.sleep("2 millis")),
+          Stream.take(50),
+          Stream.runCount
+        )
+        expect(taken).toBe(50)
+        expect(blocked).toBe(true)
+        // Socket and stream buffers hold some events, never the whole stream.
+        expect(written).toBeLessThan(20_000)
+      }))
+  })
+)
