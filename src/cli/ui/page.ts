@@ -4,7 +4,8 @@
  * cursor in `localStorage` (`CursorStore.layerKeyValueStore`), so a reload resumes
  * after the last event shown. The page's own record (the ids each load showed, in
  * `sessionStorage`) is written in the same JavaScript task as the cursor, so a
- * reload keeps both or neither: every id is shown once across reloads.
+ * reload keeps both or neither: every id is shown once across reloads. One tab at
+ * a time runs a session (a Web Lock): the others of the origin wait for it.
  *
  * Query parameters: `url` (default: this server's /events), `session` (default "demo").
  * For tests and the curious, `window.__sseDemo` holds the page's state.
@@ -12,7 +13,7 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as BrowserKeyValueStore from "@effect/platform-browser/BrowserKeyValueStore"
-import { Cause, type Chunk, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Cause, type Chunk, Data, Effect, Fiber, Layer, Option, Stream } from "effect"
 import * as CursorStore from "../../CursorStore.js"
 import * as EventTracker from "../../EventTracker.js"
 import * as PersistenceWorker from "../../PersistenceWorker.js"
@@ -57,6 +58,7 @@ const params = new URLSearchParams(location.search)
 const url = new URL(params.get("url") ?? "/events", location.href).href
 const sessionId = params.get("session") ?? "demo"
 const logKey = `sse-demo/${sessionId}/loads`
+const lockName = `effect-sse-resume/${sessionId}`
 
 const element = (id: string) => document.getElementById(id)!
 
@@ -83,6 +85,13 @@ const state: DemoState = {
   error: null
 }
 window.__sseDemo = state
+
+/** The tab's record could not be saved (sessionStorage full): the cursor stays where the record is. */
+class RecordWriteError extends Data.TaggedError("RecordWriteError")<{ readonly cause: unknown }> {
+  override get message() {
+    return `the page's record could not be saved in sessionStorage: ${String(this.cause)}`
+  }
+}
 
 const saveLoads = () => sessionStorage.setItem(logKey, JSON.stringify(state.loads))
 
@@ -161,7 +170,36 @@ const describe = (status: SseClient.ConnectionStatus): string => {
   }
 }
 
+/**
+ * The session's Web Lock, held for the page's lifetime. Two tabs share the cursor
+ * (localStorage) but not their records (sessionStorage): run at once, each would
+ * commit past the other's events. The browser releases the lock when the tab
+ * unloads, so unlike a store lease it never keeps a reload waiting. Without Web
+ * Locks (not a secure context: http on a host other than loopback) the page runs
+ * unguarded.
+ */
+const holdSessionLock = Effect.async<void>((resume, signal) => {
+  if (navigator.locks === undefined) {
+    console.warn("No Web Locks here (not a secure context): two tabs on one session would skip events")
+    return resume(Effect.void)
+  }
+  // Never settles: the lock goes with the page.
+  const hold = () => {
+    resume(Effect.void)
+    return new Promise<never>(() => {})
+  }
+  navigator.locks.request(lockName, { ifAvailable: true }, (lock) => {
+    if (lock !== null) return hold()
+    state.status = `waiting: another tab holds session ${sessionId}`
+    scheduleRender()
+    // An interrupted wait (the forget button) withdraws the request.
+    navigator.locks.request(lockName, { signal }, hold).catch(() => {})
+    return undefined
+  })
+})
+
 const program = Effect.gen(function*() {
+  yield* holdSessionLock
   const manager = yield* SessionManager.SessionManager
   const store = yield* CursorStore.CursorStore
   // Not held: a lease would outlive a reload and keep the next load waiting for it.
@@ -187,20 +225,32 @@ const program = Effect.gen(function*() {
   })
 
   /**
-   * The cursor, then the tab's record: without a yield between them (the store
-   * and both storages are synchronous), so they land in one task and a reload
-   * cannot fall between them.
+   * The tab's record, then the cursor: without a yield between them (the store and
+   * both storages are synchronous), so they land in one task and a reload cannot
+   * fall between them. A cursor that cannot be written takes the record back, and a
+   * record that cannot be written (sessionStorage full) fails before the cursor moves.
    */
   const commit = (chunk: SessionManager.ChunkCommit) =>
-    Effect.zipRight(
-      chunk.cursor === undefined ? Effect.void : store.saveAll([chunk.cursor]),
-      Effect.sync(() => {
-        for (const event of chunk.events) load.ids.push(event.id ?? "")
-        load.count += chunk.events.length
-        if (load.ids.length > maxLoggedIds) load.ids.splice(0, load.ids.length - maxLoggedIds)
-        saveLoads()
+    Effect.suspend(() => {
+      const before = { ids: load.ids, count: load.count, saved: sessionStorage.getItem(logKey) }
+      const restore = Effect.sync(() => {
+        load.ids = before.ids
+        load.count = before.count
+        if (before.saved === null) sessionStorage.removeItem(logKey)
+        else sessionStorage.setItem(logKey, before.saved)
       })
-    ).pipe(Effect.withMaxOpsBeforeYield(Number.MAX_SAFE_INTEGER))
+      return Effect.try({
+        try: () => {
+          load.ids = load.ids.concat(chunk.events.map((event) => event.id ?? "")).slice(-maxLoggedIds)
+          load.count += chunk.events.length
+          saveLoads()
+        },
+        catch: (cause) => new RecordWriteError({ cause })
+      }).pipe(
+        Effect.zipRight(chunk.cursor === undefined ? Effect.void : store.saveAll([chunk.cursor])),
+        Effect.onError(() => restore)
+      )
+    }).pipe(Effect.withMaxOpsBeforeYield(Number.MAX_SAFE_INTEGER))
 
   const show = (chunk: Chunk.Chunk<SseEvent>) =>
     manager.commitChunk(session, chunk, commit).pipe(
