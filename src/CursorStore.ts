@@ -267,7 +267,13 @@ export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () 
  * or a directory of files (`NodeKeyValueStore.layerFileSystem`). Keys start with
  * "effect-sse-resume/" (`.../cursor/<session>`, `.../owner/<session>`), values are
  * JSON; one that is not a cursor (corrupt, or another program's) fails its
- * operation with a `CursorStoreError` (`remove` clears a cursor without reading it).
+ * operation with a `CursorStoreError`, and a save never overwrites it, since it
+ * cannot tell whether that would move the cursor backwards (as a damaged SQL row
+ * fails its load until removed): `remove` clears a cursor without reading it. A
+ * value JSON would not carry back (a `seq` not a safe integer, a NaN or infinite
+ * time, hence lease TTL) fails its save or acquire likewise, the stored value kept.
+ * In a `saveAll`, such a session is skipped, every other one written, then the
+ * save fails naming it.
  *
  * Within one store (one process, one tab) the contract is the SQL store's:
  * operations run one at a time, so `seq` never goes backwards, a lease is
@@ -278,9 +284,10 @@ export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () 
  * `seq` landing last. Give each tab its own session id (or use `sessionStorage`),
  * and a database store to processes that share sessions. Expiry is by this
  * process's `Clock`. A `saveAll` is not one transaction: a failure part way keeps
- * the sessions already written. The file store rewrites a file in place, so a
- * crash during a write, or a load from another process during one, can meet a
- * value that fails to load.
+ * the sessions already written. The file store rewrites a file in place (an
+ * interrupted write still finishes), so a crash during a write, or a load from
+ * another process during one, can meet a torn value: it fails to load and to
+ * save until `remove`d.
  */
 export const layerKeyValueStore: Layer.Layer<CursorStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
   CursorStore,

@@ -24,7 +24,8 @@ export interface Settings {
   readonly owner: string
   /**
    * A lease not renewed for this long (by the store's clock) ends by itself: the
-   * longest a dead owner keeps its sessions.
+   * longest a dead owner keeps its sessions. Finite: a lease that never ends
+   * would keep a dead owner's sessions for good.
    */
   readonly leaseTtl: Duration.Duration
   /** How often leases are renewed; shorter than `leaseTtl`, so a failed renewal or two are survived. */
@@ -75,6 +76,9 @@ export const invalid = (settings: Settings): { setting: keyof Settings; reason: 
   if (settings.owner === "") return { setting: "owner", reason: "must not be empty" }
   for (const setting of ["leaseTtl", "renewInterval", "pollInterval"] as const) {
     if (!isPositiveDuration(settings[setting])) return { setting, reason: durationRule }
+  }
+  if (!Duration.isFinite(settings.leaseTtl)) {
+    return { setting: "leaseTtl", reason: "must be finite: a lease that never expires is never taken over" }
   }
   return Duration.lessThan(settings.renewInterval, settings.leaseTtl)
     ? undefined

@@ -1,11 +1,14 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Option, TestServices } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Queue, TestServices } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/CursorStore.js"
 import * as Cursors from "../src/CursorStore.js"
 import { keyValueFileStore, keyValueTempStore, notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
 import { SystemError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { existsSync, writeFileSync } from "node:fs"
@@ -510,6 +513,102 @@ describe("CursorStore.layerKeyValueStore", () => {
       const loads = Effect.forEach(Array.from({ length: 400 }), () => store.load("race"), { concurrency: 2 })
       const [, loaded] = yield* Effect.all([saves, loads], { concurrency: 2 })
       expect(loaded.every((stored) => Option.getOrThrow(stored).recentIds?.length === 500)).toBe(true)
+    }).pipe(TestServices.provideLive))
+})
+
+describe("CursorStore.layerKeyValueStore on values it cannot read or write", () => {
+  // The worker retries a failed batch whole: a session held up by one bad value
+  // would wait on it for good.
+  it.scoped("a session whose stored value does not read fails the batch, naming it, after every other session is written", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      yield* store.saveAll([cursor("a", 1), cursor("b", 1), cursor("z", 1)])
+      const torn = "{\"lastEventId\":\"e1\",\"se"
+      storage.setItem("effect-sse-resume/cursor/b", torn)
+      const error = yield* Effect.flip(store.saveAll([cursor("a", 5), cursor("b", 5), cursor("z", 5)]))
+      expect(error).toMatchObject({ _tag: "CursorStoreError", operation: "save" })
+      expectOneLine(error.message, /^save failed: sessions not saved \(the rest of the batch was\): "b": the value of effect-sse-resume\/cursor\/b does not read/)
+      expect(Option.getOrThrow(yield* store.load("a")).seq).toBe(5)
+      expect(Option.getOrThrow(yield* store.load("z")).seq).toBe(5)
+      // Never overwritten: the store cannot tell a newer cursor from an older one.
+      expect(storage.getItem("effect-sse-resume/cursor/b")).toBe(torn)
+      // An unreadable lease likewise holds up only its own session.
+      storage.setItem("effect-sse-resume/owner/a", "[]")
+      const fenced = yield* Effect.flip(store.saveAll([{ ...cursor("a", 6), epoch: 1 }, cursor("z", 6)]))
+      expectOneLine(fenced.message, /^save failed: sessions not saved \(the rest of the batch was\): "a": the value of effect-sse-resume\/owner\/a does not read/)
+      expect(Option.getOrThrow(yield* store.load("z")).seq).toBe(6)
+    }))
+
+  it.scoped("a value JSON cannot carry fails its own save and keeps the stored one; the batch's other sessions are written", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      yield* store.saveAll([cursor("s", 1)])
+      const bad: ReadonlyArray<Partial<Cursor>> = [
+        { seq: NaN },
+        { seq: Infinity },
+        { seq: 2 ** 53 + 2 },
+        { seq: 1.5 },
+        { seq: 2, updatedAt: NaN },
+        { seq: 2, updatedAt: -Infinity }
+      ]
+      for (const [i, fields] of bad.entries()) {
+        const error = yield* Effect.flip(store.saveAll([cursor(`other-${i}`, 1), { ...cursor("s", 2), ...fields }]))
+        expect(error).toMatchObject({ _tag: "CursorStoreError", operation: "save" })
+        expectOneLine(error.message, /^save failed: sessions not saved \(the rest of the batch was\): "s": a value for effect-sse-resume\/cursor\/s that could not be read back/)
+        expect(Option.getOrThrow(yield* store.load("s"))).toEqual(cursor("s", 1))
+        expect(Option.isSome(yield* store.load(`other-${i}`))).toBe(true)
+      }
+      yield* store.saveAll([cursor("s", 3)])
+      expect(Option.getOrThrow(yield* store.load("s")).seq).toBe(3)
+    }))
+
+  it.scoped("a lease that would not read back (an infinite or NaN ttl) fails its acquire or renew and leaves the stored one", () =>
+    Effect.gen(function*() {
+      const storage = new QuotaStorage()
+      const store = yield* storeOn(storage)
+      for (const ttl of [Infinity, NaN]) {
+        const error = yield* Effect.flip(store.acquire("s", "a", ttl))
+        expect(error).toMatchObject({ _tag: "CursorStoreError", operation: "acquire" })
+        expectOneLine(error.message, /^acquire failed: a value for effect-sse-resume\/owner\/s that could not be read back/)
+      }
+      expect(storage.getItem("effect-sse-resume/owner/s")).toBeNull()
+      const lease = yield* store.acquire("s", "a", 10_000)
+      const stored = storage.getItem("effect-sse-resume/owner/s")
+      expect(yield* Effect.flip(store.renew([lease], Infinity))).toMatchObject({ operation: "renew" })
+      expect(storage.getItem("effect-sse-resume/owner/s")).toBe(stored)
+      expect(yield* store.renew([lease], 10_000)).toEqual([])
+      yield* store.release(lease)
+      expect((yield* store.acquire("s", "b", 10_000)).epoch).toBe(2)
+    }))
+
+  // Node's writeFile truncates the file, then writes; interrupted, it aborts in
+  // between and leaves the file empty: the session could never load or save again.
+  it.scoped("an interrupted save on files leaves the cursor whole (the write finishes)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("sse-kv-interrupt-")
+      const writes = yield* Queue.unbounded<void>()
+      // Node's own file system, telling the test when a write has begun.
+      const observed = Layer.effect(
+        FileSystem.FileSystem,
+        Effect.map(FileSystem.FileSystem, (fs) =>
+          FileSystem.make({
+            ...fs,
+            writeFile: (path, data, options) => Effect.zipRight(Queue.offer(writes, undefined), fs.writeFile(path, data, options))
+          }))
+      ).pipe(Layer.provide(NodeFileSystem.layer))
+      const kv = KeyValueStore.layerFileSystem(dir).pipe(Layer.provide(Layer.merge(observed, NodePath.layer)))
+      const store = Context.get(yield* Layer.build(Layer.provide(Cursors.layerKeyValueStore, kv)), CursorStore)
+      const window = Array.from({ length: 2_000 }, (_, i) => `event-${i}`)
+      yield* store.saveAll([cursor("s", 1, window)])
+      yield* Queue.take(writes)
+      for (let seq = 2; seq < 12; seq++) {
+        const saving = yield* Effect.fork(store.saveAll([cursor("s", seq, window)]))
+        yield* Queue.take(writes)
+        yield* Fiber.interrupt(saving)
+        expect(Option.getOrThrow(yield* store.load("s")).seq).toBe(seq)
+      }
     }).pipe(TestServices.provideLive))
 })
 

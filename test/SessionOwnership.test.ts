@@ -143,6 +143,20 @@ describe("SessionOwnership", () => {
       // Taken over within a lease plus a poll of the last good renewal.
       expect(takenAt - failedFrom).toBeLessThanOrEqual(Duration.toMillis(lease.leaseTtl) + Duration.toMillis(lease.pollInterval))
     }))
+
+  // Every store holds a lease until its expiry: one that never expires is never
+  // taken over when its owner dies (and JSON cannot store it for the key-value store).
+  it.scoped("an infinite leaseTtl is refused with a typed settings error", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(
+        SessionManager.layer({ ...lease, leaseTtl: Duration.infinity }).pipe(
+          Layer.provideMerge(PersistenceWorker.layer()),
+          Layer.provideMerge(Cursors.layerMemory)
+        )
+      ))
+      expect(error).toMatchObject({ _tag: "SessionSettingsError", setting: "leaseTtl", value: Duration.infinity })
+      expect(error.reason).toMatch(/finite/)
+    }))
 })
 
 /** Two managers on one memory store, on real time: A's store wrapped by `wrap`. */
