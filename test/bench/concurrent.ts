@@ -79,9 +79,14 @@ for (const kind of chosen) if (!kinds.includes(kind)) throw new Error(`unknown k
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
-/** The client bundled next to node_modules (so its bare imports resolve), without keepNames. */
+/**
+ * The client bundled next to node_modules (so its bare imports resolve), without
+ * keepNames; named by this run's pid, so two runs (two checkouts comparing
+ * versions over one node_modules) never run each other's client.
+ */
 const bundle = async (): Promise<string> => {
-  const outfile = Path.join(root, "node_modules/.cache/effect-sse-resume-bench/concurrent-client.mjs")
+  const outfile = Path.join(root, `node_modules/.cache/effect-sse-resume-bench/concurrent-client-${process.pid}.mjs`)
+  process.on("exit", () => Fs.rmSync(outfile, { force: true }))
   await esbuild.build({
     entryPoints: [Path.join(here, "concurrent-client.ts")],
     bundle: true,
