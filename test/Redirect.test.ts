@@ -276,14 +276,50 @@ describe("Redirect.follow on FetchHttpClient", () => {
       expect(server.seen[2]!.headers["cache-control"]).toBeUndefined()
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+  /** A status-0 answer of this web Response type, as only a browser's fetch makes them. */
+  const opaque = (type: "opaqueredirect" | "opaque"): Response =>
+    Object.defineProperty(Response.error(), "type", { value: type })
+
   /**
    * Node's fetch as a browser's behaves under `redirect: "manual"`: every 3xx
-   * becomes an opaque status-0 answer (Chromium itself: test/Browser.test.ts).
+   * becomes an opaque-redirect answer of status 0 (Chromium itself: test/Browser.test.ts).
    */
   const browserLikeFetch: typeof globalThis.fetch = async (input, init) => {
     const response = await globalThis.fetch(input, init)
-    return init?.redirect === "manual" && Redirect.isRedirect(response.status) ? Response.error() : response
+    return init?.redirect === "manual" && Redirect.isRedirect(response.status) ? opaque("opaqueredirect") : response
   }
+
+  it.scopedLive("a hidden redirect counts against maxRedirects: with 0 it fails tooMany instead of letting the browser follow", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((req, res) => req.path === "/old" ? redirect(res, 307, "/events") : ok(res))
+      const client = yield* HttpClient.HttpClient
+      const error = yield* failure(Redirect.follow(HttpClientRequest.get(`${server.origin}/old`), {
+        maxRedirects: 0,
+        execute: (hop) => client.execute(hop)
+      }))
+      expect(error).toMatchObject({ _tag: "SseRedirectError", reason: "tooMany", status: 0, chain: [`${server.origin}/old`] })
+      expect(server.seen.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /old"])
+      // One allowed: the browser follows.
+      const followed = yield* Redirect.follow(HttpClientRequest.get(`${server.origin}/old`), {
+        maxRedirects: 1,
+        execute: (hop) => client.execute(hop)
+      })
+      expect(followed.response.status).toBe(200)
+    }).pipe(Effect.provide(FetchHttpClient.layer), Effect.provideService(FetchHttpClient.Fetch, browserLikeFetch)))
+
+  it.scopedLive("an opaque no-cors answer (status 0 too) is the answer, not a hidden redirect: sent once", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_, res) => ok(res))
+      const noCors: typeof globalThis.fetch = async (input, init) => {
+        await (await globalThis.fetch(input, init)).arrayBuffer()
+        return opaque("opaque")
+      }
+      const followed = yield* follow(HttpClientRequest.get(`${server.origin}/events`)).pipe(
+        Effect.provideService(FetchHttpClient.Fetch, noCors)
+      )
+      expect(followed.response.status).toBe(0)
+      expect(server.seen).toHaveLength(1)
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
 
   it.scopedLive("a redirect fetch hides (a browser's) is sent again for fetch to follow, for a safe method only", () =>
     Effect.gen(function*() {

@@ -68,9 +68,16 @@ export interface FollowOptions<E, R> {
 
 /**
  * Whether fetch hid a redirect: under `redirect: "manual"` a browser answers a 3xx
- * with an opaque-redirect response, the only answer of status 0 it gives there.
+ * with an opaque-redirect response of status 0. A no-cors answer is opaque and of
+ * status 0 too, so where the answer keeps its web Response (FetchHttpClient's, in
+ * its `source`) the Response's type decides; elsewhere status 0 does.
  */
-export const isHiddenRedirect = (status: number): boolean => status === 0
+export const isHiddenRedirect = (response: HttpClientResponse.HttpClientResponse): boolean => {
+  const source = (response as unknown as { readonly source?: unknown }).source
+  return typeof Response !== "undefined" && source instanceof Response
+    ? source.type === "opaqueredirect"
+    : response.status === 0
+}
 
 const isSafeMethod = (method: string): boolean =>
   method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE"
@@ -129,11 +136,12 @@ const nextHop = (
  * On FetchHttpClient each hop runs with `RequestInit.redirect = "manual"`, merged
  * into the caller's `FetchHttpClient.RequestInit` if there is one, so fetch hands
  * us the 3xx. Node's fetch exposes its status and Location; a browser's answers an
- * opaque "opaqueredirect" response of status 0 instead (`isHiddenRedirect`). Then a
- * request of a safe method (GET, HEAD, OPTIONS, TRACE) is sent again with the
- * browser following the redirects itself (fetch's own rules and limit of 20, the
- * whole chain within one hop's timeout); another method fails with reason "hidden", since sending
- * it again could do its work twice on the server.
+ * opaque "opaqueredirect" response of status 0 instead (`isHiddenRedirect`). Then,
+ * if `maxRedirects` allows one more redirect, a request of a safe method (GET,
+ * HEAD, OPTIONS, TRACE) is sent again with the browser following the redirects
+ * itself (fetch's own rules and limit of 20, the whole chain within one hop's
+ * timeout); another method fails with reason "hidden", since sending it again
+ * could do its work twice on the server.
  */
 export const follow = <E, R>(
   request: HttpClientRequest.HttpClientRequest,
@@ -160,8 +168,12 @@ export const follow = <E, R>(
         Scope.extend(hop),
         Effect.onError((cause) => Scope.close(hop, Exit.failCause(cause)))
       )
-      if (isHiddenRedirect(response.status)) {
+      if (isHiddenRedirect(response)) {
         yield* Scope.close(hop, Exit.void)
+        // At least one redirect more: the browser would follow it whatever our limit.
+        if (chain.length > maxRedirects) {
+          return yield* new SseRedirectError({ reason: "tooMany", chain: [...chain], status: 0, location: undefined })
+        }
         if (!isSafeMethod(current.method)) {
           return yield* new SseRedirectError({ reason: "hidden", chain: [...chain], status: 0, location: undefined })
         }
