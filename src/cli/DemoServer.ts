@@ -60,8 +60,10 @@ export interface DemoServer {
 }
 
 /**
- * Any origin may read the stream; a reconnect's `Last-Event-ID` (and the client's
- * `Cache-Control`) are not CORS-safelisted headers, so the browser asks first.
+ * Any origin may read the stream. A reconnect's `Last-Event-ID` is not a
+ * CORS-safelisted header, so the browser asks first; `Cache-Control` is allowed
+ * too for callers that add it (the client itself sends none: fetch's
+ * `cache: "no-store"` adds its own after the CORS check).
  */
 const cors = { "access-control-allow-origin": "*" }
 const preflightAnswer = {
