@@ -3,8 +3,8 @@
  * an empty project, then imported, run and type-checked from there, and linted by
  * publint and arethetypeswrong. Slow (a build and an install): about a minute.
  */
-import { execFile } from "node:child_process"
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { execFile, spawn } from "node:child_process"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -63,6 +63,7 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
         "package/dist/PgCursorStore.js",
         "package/dist/Telemetry.js",
         "package/dist/cli/main.js",
+        "package/dist/ui/page.js",
         "package/dist/internal/parser.js",
         "package/bin/sse-resume.js"
       ]
@@ -98,6 +99,43 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
     expect(output).toContain("sse-resume 0.1.0")
     expect(output).toContain("tail")
     expect(output).toContain("serve-demo")
+  })
+
+  it("serves the demo page from `npx sse-resume serve-demo --ui --port 0` (the bin finds dist/ui/page.js)", async () => {
+    // Its own process group: npx runs the bin in a child, and both go when the group is killed.
+    const child = spawn(npx, ["sse-resume", "serve-demo", "--ui", "--port", "0"], {
+      cwd: consumer,
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    try {
+      let stderr = ""
+      const origin = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "demo page: open" within 30 s: ${stderr}`)), 30_000)
+        child.stderr.setEncoding("utf8").on("data", (text: string) => {
+          stderr += text
+          const said = /demo page: open (\S+)\//.exec(stderr)
+          if (said === null) return
+          clearTimeout(timer)
+          resolve(said[1]!)
+        })
+        child.on("exit", (code) => {
+          clearTimeout(timer)
+          reject(new Error(`serve-demo exited with ${code}: ${stderr}`))
+        })
+      })
+      const page = await fetch(`${origin}/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain(`<script type="module" src="/page.js">`)
+      const script = await fetch(`${origin}/page.js`)
+      expect(script.status).toBe(200)
+      expect(script.headers.get("content-type")).toContain("text/javascript")
+      expect(await script.text()).toBe(
+        readFileSync(join(consumer, "node_modules", "effect-sse-resume", "dist", "ui", "page.js"), "utf8")
+      )
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM")
+    }
   })
 
   it("type-checks a consumer against the shipped .d.ts files", async () => {
