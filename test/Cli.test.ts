@@ -1,7 +1,7 @@
 import { CommandDescriptor, HelpDoc, ValidationError } from "@effect/cli"
-import { FetchHttpClient } from "@effect/platform"
+import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, Effect, Exit, FiberId, Option } from "effect"
+import { ConfigError, Effect, Exit, FiberId, Option, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Http from "node:http"
@@ -463,4 +463,20 @@ describe("sse-resume serve-demo --ui (spawned)", () => {
       yield* Effect.promise(() => waitFor(() => said.includes("serving numbered events"), 10_000))
       expect(said).not.toContain("demo page")
     }).pipe(Effect.scoped))
+})
+
+describe("DemoServer", () => {
+  it.scopedLive("with totalEvents, answers 204 once the client has them all, so the stream ends (replay overlap and cuts too)", () =>
+    Effect.gen(function*() {
+      const server = yield* DemoServer.make({ totalEvents: 50, eventsPerSecond: 5_000, dropEvery: 20, retryMillis: 10 })
+      const ids = yield* SseClient.stream(HttpClientRequest.get(server.url), { initialDelay: "10 millis" }).pipe(
+        Stream.map((event) => Number(event.id)),
+        Stream.runCollect,
+        Effect.timeout("10 seconds")
+      )
+      expect(Array.from(ids)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+      // Each resume after a cut, then the last ask, answered 204: no request after it.
+      expect(server.requests.at(-1)).toBe("50")
+      expect(server.requests.filter((id) => id === "50")).toHaveLength(1)
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
 })

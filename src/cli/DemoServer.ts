@@ -113,7 +113,9 @@ export const make = (options: Options = {}): Effect.Effect<DemoServer, DemoServe
     remember(requests, last)
     const resumeAfter = last !== undefined && /^\d+$/.test(last) ? Number(last) : 0
     let next = Math.max(1, resumeAfter + 1 - overlap)
-    if (total > 0 && next > total) {
+    // Judged by the resume point, not `next`: with an overlap the replay alone would
+    // otherwise be sent again, and the client reconnect, forever.
+    if (total > 0 && resumeAfter >= total) {
       res.writeHead(204, cors).end()
       return
     }
