@@ -2,7 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Queue, type Scope, Stream } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Either, Queue, type Scope, Stream } from "effect"
 import * as EventTracker from "../src/EventTracker.js"
 import * as SseClient from "../src/SseClient.js"
 import type { SseEvent } from "../src/SseEvent.js"
@@ -172,50 +172,7 @@ describe("SseClient over loopback", () => {
       expect(persisted).toStrictEqual(["1", "2"])
       expect(seen).toStrictEqual(["1", "2"])
     }))
-
-  live("interrupting the stream closes the connection at once", () =>
-    Effect.gen(function*() {
-      const server = yield* SseServer.make((_req, res) => {
-        res.writeHead(200, SseServer.sseHeaders)
-        res.write("id: 1\ndata: a\n\n")
-      })
-      const fiber = yield* Effect.fork(Stream.runDrain(SseClient.stream(HttpClientRequest.get(server.url), fast)))
-      while (server.requests.length === 0) yield* Effect.sleep("5 millis")
-      yield* Effect.sleep("20 millis")
-      const before = performance.now()
-      yield* Fiber.interrupt(fiber)
-      // "At once": well within a second on a loaded machine, not after any timeout (the idle one is 60 s).
-      while (server.requests[0]!.closedAt === undefined && performance.now() - before < 5_000) yield* Effect.sleep("5 millis")
-      const closedAt = server.requests[0]!.closedAt
-      expect(closedAt).toBeDefined()
-      expect(closedAt! - before).toBeLessThan(1_000)
-    }))
-
-  live("a slow consumer slows the read: the server's writes back up", () =>
-    Effect.gen(function*() {
-      let written = 0
-      let blocked = false
-      const server = yield* SseServer.make(async (_req, res) => {
-        res.writeHead(200, SseServer.sseHeaders)
-        const event = `data: ${"z".repeat(1000)}\n\n`
-        for (let i = 0; i < 100_000 && !res.destroyed; i++) {
-          written++
-          if (!res.write(`id: ${i}\n${event}`)) {
-            blocked = true
-            await new Promise((resolve) => res.once("drain", resolve))
-          }
-        }
-      })
-      const taken = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(
-        Stream.tap(() => Effect.sleep("2 millis")),
-        Stream.take(50),
-        Stream.runCount
-      )
-      expect(taken).toBe(50)
-      expect(blocked).toBe(true)
-      // Socket and parser buffers hold some events, never the whole stream.
-      expect(written).toBeLessThan(20_000)
-    }))
+  // Interrupt, idle abort and backpressure on each HTTP layer: test/SseClientBody.test.ts.
 })
 
 describe("SseClient POST streams and reconnectNow over loopback", () => {
