@@ -14,6 +14,7 @@ import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
 import { directBody } from "../src/internal/body.js"
 import * as SseClient from "../src/SseClient.js"
 import * as SseServer from "./support/SseServer.js"
+import * as Net from "node:net"
 import * as Zlib from "node:zlib"
 
 const fast = { initialDelay: "5 millis", maxDelay: "20 millis" } as const
@@ -42,6 +43,30 @@ const layers: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>
   ["fetch", FetchHttpClient.layer, true],
   ["undici, unrecognised", layerUnrecognised, false]
 ]
+
+/**
+ * A server on a bare socket, to cut a response right after its last bytes: `answer`
+ * gets each request's socket once its head is in (n from 1).
+ */
+const rawServer = (answer: (socket: Net.Socket, n: number) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ server: Net.Server; url: string; lastEventIds: Array<string | undefined> }>((resume) => {
+      const lastEventIds: Array<string | undefined> = []
+      const server = Net.createServer((socket) => {
+        let head = ""
+        socket.on("data", (bytes) => {
+          if (head.includes("\r\n\r\n")) return
+          head += bytes.toString("latin1")
+          if (!head.includes("\r\n\r\n")) return
+          lastEventIds.push(/last-event-id: *([^\r]*)/i.exec(head)?.[1])
+          answer(socket, lastEventIds.length)
+        })
+      })
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({ server, url: `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}/`, lastEventIds })))
+    }),
+    ({ server }) => Effect.sync(() => server.close())
+  )
 
 /** Waits for a condition the server sets, at most `ms`. */
 const until = (condition: () => boolean, ms = 5_000) =>
@@ -176,6 +201,32 @@ layers.forEach(([name, layer, direct]) =>
           const taken = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(Stream.take(1), Stream.runCount)
           expect(taken).toBe(1)
           expect(releasedStreams - before).toBe(1)
+        }))
+    }
+
+    if (name !== "fetch") {
+      // A web stream drops what it queued when it errors (fetch did so before the direct read too).
+      live("events that arrived with the cut are delivered before it, however slow the consumer (found in review)", () =>
+        Effect.gen(function*() {
+          const server = yield* rawServer((socket, n) => {
+            if (n === 2) return void socket.end("HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            socket.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            const chunk = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n`
+            socket.write(chunk("id: 0\ndata: first\n\n"))
+            // The rest and the cut in one go, while the consumer is still busy with event 0.
+            setTimeout(() => {
+              socket.write(chunk("id: 1\ndata: a\n\nid: 2\ndata: b\n\n"))
+              socket.destroy()
+            }, 50)
+          })
+          const ids = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(
+            Stream.tap(() => Effect.sleep("200 millis")),
+            Stream.map((event) => event.id),
+            Stream.runCollect,
+            Effect.timeout("5 seconds")
+          )
+          expect(Chunk.toReadonlyArray(ids)).toEqual(["0", "1", "2"])
+          expect(server.lastEventIds).toEqual([undefined, "2"])
         }))
     }
 

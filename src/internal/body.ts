@@ -98,9 +98,9 @@ class NodeBody implements BodySource<never> {
     private readonly toFailure: (cause: unknown) => HttpClientError.ResponseError
   ) {
     if (!readable.readable) {
-      // Ended, or destroyed before its end, before we looked.
-      if (readable.readableEnded || readable.errored === null || readable.errored === undefined) this.ended = true
-      else this.failure = toFailure(readable.errored)
+      // Ended, or destroyed before its end (with or without an error), before we looked.
+      if (readable.readableEnded) this.ended = true
+      else this.failure = toFailure(readable.errored ?? new Error("response body closed before its end"))
     }
     readable.on("readable", this.onReadable)
     readable.on("end", this.onEnd)
@@ -118,7 +118,9 @@ class NodeBody implements BodySource<never> {
   })
 
   take(): Chunk.Chunk<Uint8Array> | undefined {
-    if (this.ended || this.failure !== undefined) return undefined
+    // Bytes that arrived before a failure are still the body's: Node keeps them after
+    // destroy(error), and the events they complete go out before the failure does.
+    if (this.ended) return undefined
     const first = this.readable.read() as Uint8Array | null
     if (first === null) return undefined
     let next = this.readable.read() as Uint8Array | null
@@ -161,7 +163,8 @@ class NodeBody implements BodySource<never> {
     this.signal()
   }
   private readonly onError = (error: unknown) => {
-    this.failure ??= this.toFailure(error)
+    // After its end the body is complete: a late error (the socket's) changes nothing.
+    if (!this.ended) this.failure ??= this.toFailure(error)
     this.signal()
   }
   /** A close before the end with no error (a destroy without a reason) is a transport failure too. */
