@@ -5,7 +5,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
-import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scope, Stream, TestClock } from "effect"
+import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scheduler, Scope, Stream, TestClock } from "effect"
 import { attemptRequest, lastEventIdHeader } from "../src/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/internal/idleWatchdog.js"
 import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/internal/reconnect.js"
@@ -186,6 +186,36 @@ describe("IdleWatchdog", () => {
       yield* TestClock.adjust("1 second")
       yield* settle
       expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([])
+    }))
+
+  it.live("a watchdog taken out as fired runs its onIdle even if another's scope closes the last one meanwhile (found in review)", () =>
+    Effect.gen(function*() {
+      // A scheduler that yields once, right after a chosen point, as a busy one may.
+      let yieldOnce = false
+      const scheduler: Scheduler.Scheduler = {
+        scheduleTask: (task) => void setTimeout(task, 0),
+        shouldYield: () => (yieldOnce ? ((yieldOnce = false), 0) : false)
+      }
+      const trial = Effect.gen(function*() {
+        const [scopeA, scopeB] = [yield* Scope.make(), yield* Scope.make()]
+        let ranB = false
+        const a = yield* Scope.extend(IdleWatchdog.make("30 millis", Effect.void), scopeA)
+        const b = yield* Scope.extend(IdleWatchdog.make("30 millis", Effect.sync(() => void (ranB = true))), scopeB)
+        // A's stream ends on its own just as A is taken out as fired: its scope closes from outside
+        // the sweeper at its next yield, leaving B, already taken out, as the last watchdog.
+        const fire = a.fire.bind(a)
+        a.fire = () => {
+          fire()
+          yieldOnce = true
+          queueMicrotask(() => Effect.runSync(Scope.close(scopeA, Exit.void)))
+        }
+        yield* Effect.sleep("150 millis")
+        expect(b.fired).toBe(true)
+        expect(ranB).toBe(true)
+        yield* Scope.close(scopeB, Exit.void)
+      })
+      // The sweeper runs on the scheduler of the stream that started it.
+      for (let i = 0; i < 3; i++) yield* Effect.withScheduler(trial, scheduler)
     }))
 
   it.scoped("a consumer slower than idleTimeout does not make it fire", () =>

@@ -111,28 +111,34 @@ class Sweeper {
     fiber?.unsafeInterruptAsFork(FiberId.none)
   }
 
-  /** Fires the watchdogs whose read has waited `idleMillis`, then sleeps until the next one could. */
-  private readonly sweep: Effect.Effect<void> = Effect.suspend(() => {
-    const now = this.clock.unsafeCurrentTimeMillis()
-    let next = now + this.idleMillis
-    const idle: Array<IdleWatchdog> = []
-    for (const watchdog of this.watchdogs) {
-      if (!watchdog.waiting) continue
-      const deadline = watchdog.since + this.idleMillis
-      if (deadline <= now) idle.push(watchdog)
-      else if (deadline < next) next = deadline
-    }
-    for (const watchdog of idle) {
-      watchdog.fire()
-      this.watchdogs.delete(watchdog)
-    }
-    const sleep = Effect.zipRight(this.clock.sleep(Duration.millis(Math.min(next - now, maxSleepMillis))), this.sweep)
-    if (idle.length === 0) return sleep
-    // All of them, even when one's abort removes the last watchdog (which stops this fiber);
-    // a defect in one neither stops the others nor the sweeper.
-    const fire = Effect.forEach(idle, (watchdog) => Effect.exit(watchdog.onIdle), { discard: true })
-    return Effect.zipRight(Effect.uninterruptible(fire), sleep)
-  })
+  /**
+   * Fires the watchdogs whose read has waited `idleMillis`, then sleeps until the
+   * next one could. Only the sleep is interruptible: once a watchdog is taken out
+   * as fired, its `onIdle` runs even if that removes the last one (which stops
+   * this fiber); a defect in one neither stops the others nor the sweeper.
+   */
+  private readonly step: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const now = this.clock.unsafeCurrentTimeMillis()
+      let next = now + this.idleMillis
+      const idle: Array<IdleWatchdog> = []
+      for (const watchdog of this.watchdogs) {
+        if (!watchdog.waiting) continue
+        const deadline = watchdog.since + this.idleMillis
+        if (deadline <= now) idle.push(watchdog)
+        else if (deadline < next) next = deadline
+      }
+      for (const watchdog of idle) {
+        watchdog.fire()
+        this.watchdogs.delete(watchdog)
+      }
+      const sleep = restore(this.clock.sleep(Duration.millis(Math.min(next - now, maxSleepMillis))))
+      if (idle.length === 0) return sleep
+      return Effect.zipRight(Effect.forEach(idle, (watchdog) => Effect.exit(watchdog.onIdle), { discard: true }), sleep)
+    })
+  )
+
+  private readonly sweep: Effect.Effect<never> = Effect.forever(this.step)
 }
 
 const sweepers = new WeakMap<Clock.Clock, Map<number, Sweeper>>()
