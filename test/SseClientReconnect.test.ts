@@ -43,6 +43,26 @@ const lastEventIds = (server: Scripted.ScriptedServer) => server.requests.map((r
 const gaps = (server: Scripted.ScriptedServer) => server.requests.slice(1).map((r, i) => r.at - server.requests[i]!.at)
 
 describe("SseClient resume point", () => {
+  it.effect("a tracker derived from one (Object.create) has its own recordAll run, not the fast path (found in review)", () =>
+    Effect.gen(function*() {
+      const server = Scripted.make((request, n) =>
+        n === 1 ? Scripted.events(request, ["id: 1\ndata: a\n\nid: 2\ndata: b\n\n"]) : Scripted.status(204)
+      )
+      const base = yield* EventTracker.make<never>({ maxTracked: 100 })
+      const seen: Array<string | undefined> = []
+      const tracker: EventTracker.EventTracker<never> = Object.create(base, {
+        recordAll: {
+          value: (events: Iterable<SseEvent>, options?: EventTracker.RecordAllOptions) => {
+            for (const event of events) seen.push(event.id)
+            return base.recordAll(events, options)
+          }
+        }
+      })
+      const { ids } = yield* run(server, { tracker })
+      expect(ids).toEqual(["1", "2"])
+      expect(seen).toEqual(["1", "2"])
+    }))
+
   it.effect("sends Last-Event-ID after a cut; events completed before the cut are delivered", () =>
     Effect.gen(function*() {
       const server = Scripted.make((request, n) => {

@@ -18,8 +18,13 @@ export interface RecordsNow {
   [recordNow](events: Array<SseEvent>): boolean
 }
 
-/** Records in place when `tracker` can without an Effect; false: nothing was recorded. */
+/**
+ * Records in place when `tracker` can without an Effect; false: nothing was
+ * recorded. Only a tracker made by `EventTracker.make` itself qualifies: one
+ * derived from it (`Object.create`) may override `recordAll`, which then runs.
+ */
 export const tryRecordNow = (tracker: object, events: Array<SseEvent>): boolean => {
-  const method = (tracker as Partial<RecordsNow>)[recordNow]
-  return method !== undefined && method.call(tracker, events)
+  const proto: Partial<RecordsNow> | null = Object.getPrototypeOf(tracker)
+  if (proto === null || !Object.prototype.hasOwnProperty.call(proto, recordNow)) return false
+  return proto[recordNow]!.call(tracker, events)
 }
