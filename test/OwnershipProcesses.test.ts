@@ -209,7 +209,9 @@ describe.skipIf(pgUrl === undefined)("three instances sharing 20 sessions on Pos
           expect(next.at).toBeGreaterThan(claim.inst.killedAt!)
           const took = next.at - claim.inst.killedAt!
           failover = Math.max(failover, took)
-          expect(took, `${id} failover`).toBeLessThanOrEqual(leaseMillis + claimMillis + 1_500)
+          // Alone it takes ~1.5–1.7 s; the slack is for three owner processes, PostgreSQL and the rest of the
+          // suite sharing 2 cores (3.3 s seen). Waiting out the default lease (10 s) would still fail it.
+          expect(took, `${id} failover`).toBeLessThanOrEqual(leaseMillis + claimMillis + 3_500)
         }
         const lastAt = claim.events[claim.events.length - 1]?.at ?? claim.at
         if (next.events.length > 0) expect(next.events[0]!.at).toBeGreaterThanOrEqual(lastAt)
