@@ -212,8 +212,14 @@ export const newestPerSession = (cursors: Iterable<Cursor>): Map<string, Cursor>
 /** @internal */
 export const fenced = (cursor: Cursor) => new SessionLost({ sessionId: cursor.sessionId, epoch: cursor.epoch!, reason: "fenced" })
 
-/** A released lease's expiry: in the past for every clock, its epoch kept. */
-const released = 0
+/** @internal A released lease's expiry: in the past for every clock, its epoch kept. */
+export const released = 0
+
+/** @internal Whether the stored lease `held` is still `lease`, to renew: the same epoch, not released. */
+export const holdsLease = <H extends { readonly epoch: number; readonly expiresAt: number }>(
+  held: H | undefined,
+  lease: Lease
+): held is H => held !== undefined && held.epoch === lease.epoch && held.expiresAt !== released
 
 /** Cursors and leases in this process only: ownership here excludes other managers of the same process. */
 export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () => {
@@ -249,7 +255,7 @@ export const layerMemory: Layer.Layer<CursorStore> = Layer.sync(CursorStore, () 
       Effect.map(Clock.currentTimeMillis, (now) =>
         leases.filter((lease) => {
           const held = owners.get(lease.sessionId)
-          if (held === undefined || held.epoch !== lease.epoch || held.expiresAt === released) return true
+          if (!holdsLease(held, lease)) return true
           held.expiresAt = now + ttlMillis
           return false
         })),

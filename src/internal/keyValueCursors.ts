@@ -13,9 +13,11 @@ import {
   type CursorStore,
   type CursorStoreError,
   fenced,
+  holdsLease,
   type Lease,
   mapStoreFailure,
   newestPerSession,
+  released,
   SessionBusy,
   type SessionLost
 } from "../CursorStore.js"
@@ -66,9 +68,6 @@ class SessionsNotSaved extends Data.TaggedError("SessionsNotSaved")<{
     return `sessions not saved (the rest of the batch was): ${this.sessionIds.map((id) => JSON.stringify(id)).join(", ")}`
   }
 }
-
-/** A released lease's expiry: past on every clock; the key (and its epoch) stays. */
-const released = 0
 
 export const make = (
   kv: KeyValueStore.KeyValueStore
@@ -166,12 +165,9 @@ export const make = (
         const now = yield* Clock.currentTimeMillis
         const gone: Array<Lease> = []
         for (const lease of leases) {
-          const held = yield* readOwner(lease.sessionId)
-          if (Option.isNone(held) || held.value.epoch !== lease.epoch || held.value.expiresAt === released) {
-            gone.push(lease)
-          } else {
-            yield* writeOwner(lease.sessionId, { ...held.value, expiresAt: now + ttlMillis })
-          }
+          const held = Option.getOrUndefined(yield* readOwner(lease.sessionId))
+          if (holdsLease(held, lease)) yield* writeOwner(lease.sessionId, { ...held, expiresAt: now + ttlMillis })
+          else gone.push(lease)
         }
         return gone
       }).pipe(serial("renew"))
