@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { readFileSync } from "node:fs"
 import type { Page } from "playwright-core"
-import * as DemoServer from "../src/cli/DemoServer.js"
+import * as DemoServer from "../src/cli/demo/DemoServer.js"
 import { type Browser, browserFound, launch, noteBrowserSkip } from "./support/browser.js"
 import { pageBundle } from "./support/cliBundle.js"
 

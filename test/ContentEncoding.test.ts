@@ -6,7 +6,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Layer, type Scope, Stream } from "effect"
 import * as Zlib from "node:zlib"
-import * as ContentEncoding from "../src/internal/contentEncoding.js"
+import * as ContentEncoding from "../src/client/internal/contentEncoding.js"
 import * as SseServer from "./support/SseServer.js"
 
 const events = Array.from({ length: 200 }, (_, i) => `id: ${i}\ndata: event ${i}\n\n`).join("")

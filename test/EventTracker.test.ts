@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Context, Data, Effect, Exit, FastCheck as fc, Fiber, Metric, Option, Queue, TestClock } from "effect"
 import { Backpressure, EventTracker, SseEvent } from "../src/index.js"
-import { IdWindow } from "../src/internal/idWindow.js"
-import { idOnly } from "../src/internal/idOnly.js"
+import { IdWindow } from "../src/client/internal/idWindow.js"
+import { idOnly } from "../src/wire/internal/idOnly.js"
 
 const withId = (id: string) => new SseEvent({ id })
 /** What the parser makes of `id: <id>` followed by a blank line. */

@@ -59,12 +59,12 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
       const file of [
         "package/dist/index.js",
         "package/dist/index.d.ts",
-        "package/dist/SqliteCursorStore.js",
-        "package/dist/PgCursorStore.js",
+        "package/dist/engines/SqliteCursorStore.js",
+        "package/dist/engines/PgCursorStore.js",
         "package/dist/Telemetry.js",
         "package/dist/cli/main.js",
         "package/dist/ui/page.js",
-        "package/dist/internal/parser.js",
+        "package/dist/wire/internal/parser.js",
         "package/bin/sse-resume.js"
       ]
     ) expect(files).toContain(file)

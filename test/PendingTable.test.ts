@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { PendingTable } from "../src/internal/pendingTable.js"
-import type { PersistenceRequest } from "../src/PersistenceWorker.js"
+import { PendingTable } from "../src/session/internal/pendingTable.js"
+import type { PersistenceRequest } from "../src/session/PersistenceWorker.js"
 
 const settings = { batchSize: 3, flushIntervalMillis: 100, maxAttempts: 3, retryBaseMillis: 100 }
 

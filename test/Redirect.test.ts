@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Data, type Duration, Effect, type Layer, type Scope, Stream } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as Redirect from "../src/internal/redirect.js"
+import * as Redirect from "../src/client/internal/redirect.js"
 
 interface Seen {
   readonly method: string

@@ -44,7 +44,7 @@ describe("the package root (src/index.ts)", () => {
     const inputs = Object.keys(result.metafile.inputs)
     // Sanity: the graph really was walked.
     expect(inputs.map(packageOf)).toContain("effect")
-    expect(inputs).toContain("src/CursorStore.ts")
+    expect(inputs).toContain("src/store/CursorStore.ts")
 
     expect(serverOnly(inputs)).toEqual([])
   })
@@ -163,7 +163,7 @@ describe("a browser program on SseClient, EventTracker and CursorStore.layerKeyV
     expect(serverOnly(inputs)).toEqual([])
     // Sanity: the figure includes the client, the tracker and the store on localStorage.
     const output = Object.values(ours.metafile.outputs)[0]!
-    for (const module of ["src/SseClient.ts", "src/EventTracker.ts", "src/internal/keyValueCursors.ts"]) {
+    for (const module of ["src/client/SseClient.ts", "src/client/EventTracker.ts", "src/store/internal/keyValueCursors.ts"]) {
       expect(output.inputs[module]?.bytesInOutput ?? 0).toBeGreaterThan(0)
     }
     expect(inputs.some((input) => input.includes("@effect/platform-browser/"))).toBe(true)

@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
-import * as Cursors from "../src/CursorStore.js"
-import { CursorStore } from "../src/CursorStore.js"
-import * as PersistenceWorker from "../src/PersistenceWorker.js"
-import * as SessionManager from "../src/SessionManager.js"
-import { SseEvent } from "../src/SseEvent.js"
+import * as Cursors from "../src/store/CursorStore.js"
+import { CursorStore } from "../src/store/CursorStore.js"
+import * as PersistenceWorker from "../src/session/PersistenceWorker.js"
+import * as SessionManager from "../src/session/SessionManager.js"
+import { SseEvent } from "../src/wire/SseEvent.js"
 import { settle } from "./support/settle.js"
 
 const event = (n: number) => new SseEvent({ id: `e${n}`, data: `${n}` })

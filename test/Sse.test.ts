@@ -2,10 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Equal, Stream } from "effect"
 import * as fc from "fast-check"
 import { execFileSync } from "node:child_process"
-import { isIdOnly } from "../src/internal/idOnly.js"
-import { Parser } from "../src/internal/parser.js"
-import * as Sse from "../src/Sse.js"
-import { SseEvent } from "../src/SseEvent.js"
+import { isIdOnly } from "../src/wire/internal/idOnly.js"
+import { Parser } from "../src/wire/internal/parser.js"
+import * as Sse from "../src/wire/Sse.js"
+import { SseEvent } from "../src/wire/SseEvent.js"
 
 const encoder = new TextEncoder()
 
@@ -617,7 +617,7 @@ describe("Sse.parse against the spec's text-level reading", () => {
     const script = `
       globalThis.Buffer = undefined
       const { Chunk } = await import("effect")
-      const { Parser } = await import("./src/internal/parser.ts")
+      const { Parser } = await import("./src/wire/internal/parser.ts")
       const bytes = Uint8Array.from(atob(${JSON.stringify(btoa(String.fromCharCode(...bytes)))}), (c) => c.charCodeAt(0))
       const parser = new Parser({ maxEventBytes: 1 << 20 })
       const events = []

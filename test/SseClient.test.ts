@@ -3,9 +3,9 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Queue, type Scope, Stream } from "effect"
-import * as EventTracker from "../src/EventTracker.js"
-import * as SseClient from "../src/SseClient.js"
-import type { SseEvent } from "../src/SseEvent.js"
+import * as EventTracker from "../src/client/EventTracker.js"
+import * as SseClient from "../src/client/SseClient.js"
+import type { SseEvent } from "../src/wire/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
 
 const fast = { initialDelay: "5 millis", maxDelay: "20 millis" } as const

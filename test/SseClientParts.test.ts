@@ -6,10 +6,10 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scheduler, Scope, Stream, TestClock } from "effect"
-import { attemptRequest, lastEventIdHeader } from "../src/internal/attemptRequest.js"
-import { IdleWatchdog } from "../src/internal/idleWatchdog.js"
-import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/internal/reconnect.js"
-import { classify, parseRetryAfter } from "../src/internal/response.js"
+import { attemptRequest, lastEventIdHeader } from "../src/client/internal/attemptRequest.js"
+import { IdleWatchdog } from "../src/client/internal/idleWatchdog.js"
+import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
+import { classify, parseRetryAfter } from "../src/client/internal/response.js"
 import { settle } from "./support/settle.js"
 
 const context = { url: "http://sse.test/", attempt: 3, now: 1_000_000 }

@@ -1,6 +1,6 @@
 /** Builds what spawned tests run, once per `vitest run` (see test/support/cliBundle.ts). */
 import { build } from "esbuild"
-import { bundlePage } from "../src/cli/ui/build.mjs"
+import { bundlePage } from "../src/cli/demo/ui/build.mjs"
 import { cliBundle, crashChildBundle, exactlyOnceChildBundle, ownerChildBundle, pageBundle } from "./support/cliBundle.js"
 
 const bundle = (entry: string, outfile: string) =>

@@ -25,7 +25,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { PerformanceObserver } from "node:perf_hooks"
 import * as V8 from "node:v8"
-import * as SseClient from "../../src/SseClient.js"
+import * as SseClient from "../../src/client/SseClient.js"
 
 type Kind = "SseClient undici" | "SseClient node:http" | "SseClient fetch" | "fetch + eventsource-parser" | "eventsource"
 

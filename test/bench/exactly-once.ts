@@ -17,12 +17,12 @@ import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as CursorStore from "../../src/CursorStore.js"
-import * as ExactlyOnce from "../../src/ExactlyOnce.js"
-import * as PersistenceWorker from "../../src/PersistenceWorker.js"
-import * as SessionManager from "../../src/SessionManager.js"
-import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
-import { SseEvent } from "../../src/SseEvent.js"
+import * as CursorStore from "../../src/store/CursorStore.js"
+import * as ExactlyOnce from "../../src/session/ExactlyOnce.js"
+import * as PersistenceWorker from "../../src/session/PersistenceWorker.js"
+import * as SessionManager from "../../src/session/SessionManager.js"
+import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
+import { SseEvent } from "../../src/wire/SseEvent.js"
 
 const sessions = 1_000
 const perSession = 200

@@ -34,8 +34,8 @@ import { EventSource } from "eventsource"
 import { createParser } from "eventsource-parser"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as Sse from "../../src/Sse.js"
-import * as SseClient from "../../src/SseClient.js"
+import * as Sse from "../../src/wire/Sse.js"
+import * as SseClient from "../../src/client/SseClient.js"
 
 const MiB = 1024 * 1024
 

@@ -8,8 +8,8 @@
  */
 import { Effect, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import * as EventTracker from "../../src/EventTracker.js"
-import * as Sse from "../../src/Sse.js"
+import * as EventTracker from "../../src/client/EventTracker.js"
+import * as Sse from "../../src/wire/Sse.js"
 
 const events = 10_000
 const dataBytes = 30_000

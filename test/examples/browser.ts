@@ -1,6 +1,6 @@
 /**
  * The README's "In the browser" example, type-checked by `npx tsc --noEmit`
- * (the demo page, src/cli/ui/page.ts, is the same program run in Chromium by
+ * (the demo page, src/cli/demo/ui/page.ts, is the same program run in Chromium by
  * test/Browser.test.ts). In the README the import below reads `from "effect-sse-resume"`.
  */
 import { FetchHttpClient, HttpClientRequest } from "@effect/platform"

@@ -12,7 +12,7 @@ const dir = join(import.meta.dirname, "..", "..", "node_modules", ".cache", "sse
 
 /** `sse-resume`. */
 export const cliBundle = join(dir, "cli", "main.mjs")
-/** The demo page's script (src/cli/ui/page.ts), where `serve-demo --ui` of `cliBundle` looks for it. */
+/** The demo page's script (src/cli/demo/ui/page.ts), where `serve-demo --ui` of `cliBundle` looks for it. */
 export const pageBundle = join(dir, "ui", "page.js")
 /** The crash test's child (test/support/crashChild.ts). */
 export const crashChildBundle = join(dir, "crashChild.mjs")

@@ -12,10 +12,10 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import { writeSync } from "node:fs"
-import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
-import * as PersistenceWorker from "../../src/PersistenceWorker.js"
-import * as SessionManager from "../../src/SessionManager.js"
-import { SseEvent } from "../../src/SseEvent.js"
+import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
+import * as PersistenceWorker from "../../src/session/PersistenceWorker.js"
+import * as SessionManager from "../../src/session/SessionManager.js"
+import { SseEvent } from "../../src/wire/SseEvent.js"
 
 const [db, url, sessionId, lastId] = process.argv.slice(2) as [string, string, string, string]
 

@@ -9,14 +9,14 @@
 import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { Duration, Effect, Layer, Stream } from "effect"
 import { writeSync } from "node:fs"
-import { CursorTransactions } from "../../src/CursorStore.js"
-import * as EventTracker from "../../src/EventTracker.js"
-import * as ExactlyOnce from "../../src/ExactlyOnce.js"
-import * as PersistenceWorker from "../../src/PersistenceWorker.js"
-import * as PgCursorStore from "../../src/PgCursorStore.js"
-import * as SessionManager from "../../src/SessionManager.js"
-import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
-import * as SseClient from "../../src/SseClient.js"
+import { CursorTransactions } from "../../src/store/CursorStore.js"
+import * as EventTracker from "../../src/client/EventTracker.js"
+import * as ExactlyOnce from "../../src/session/ExactlyOnce.js"
+import * as PersistenceWorker from "../../src/session/PersistenceWorker.js"
+import * as PgCursorStore from "../../src/engines/PgCursorStore.js"
+import * as SessionManager from "../../src/session/SessionManager.js"
+import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
+import * as SseClient from "../../src/client/SseClient.js"
 
 const [store, url, sessionId, table, lastId] = process.argv.slice(2) as [string, string, string, string, string]
 

@@ -1,6 +1,6 @@
 /** Wraps a real store so tests can make its writes fail or stall; reads stay real. */
 import { Deferred, Effect, Layer } from "effect"
-import { type Cursor, CursorStore, CursorStoreError } from "../../src/CursorStore.js"
+import { type Cursor, CursorStore, CursorStoreError } from "../../src/store/CursorStore.js"
 
 export interface Faults {
   /** While true, every saveAll fails. */

@@ -12,15 +12,15 @@
  * A busy session in hold mode exits 3 with the SessionBusy message on stderr.
  */
 import { Duration, Effect, Layer, Option } from "effect"
-import { SessionBusy } from "../../src/CursorStore.js"
+import { SessionBusy } from "../../src/store/CursorStore.js"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import { writeSync } from "node:fs"
-import * as PersistenceWorker from "../../src/PersistenceWorker.js"
-import * as PgCursorStore from "../../src/PgCursorStore.js"
-import * as SessionGroup from "../../src/SessionGroup.js"
-import * as SessionManager from "../../src/SessionManager.js"
-import * as SqliteCursorStore from "../../src/SqliteCursorStore.js"
-import { SseEvent } from "../../src/SseEvent.js"
+import * as PersistenceWorker from "../../src/session/PersistenceWorker.js"
+import * as PgCursorStore from "../../src/engines/PgCursorStore.js"
+import * as SessionGroup from "../../src/session/SessionGroup.js"
+import * as SessionManager from "../../src/session/SessionManager.js"
+import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
+import { SseEvent } from "../../src/wire/SseEvent.js"
 
 const [mode, store, url, sessions, limit, wait] = process.argv.slice(2) as [string, string, string, string, string, string]
 const say = (line: string) => writeSync(1, `${line} ${Date.now()}\n`)

@@ -17,12 +17,12 @@ import {
   type Lease,
   type SessionBusy,
   SessionLost
-} from "./CursorStore.js"
-import * as EventTracker from "./EventTracker.js"
-import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "./internal/settings.js"
+} from "../store/CursorStore.js"
+import * as EventTracker from "../client/EventTracker.js"
+import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
 import * as SessionOwnership from "./SessionOwnership.js"
-import type { SseEvent } from "./SseEvent.js"
+import type { SseEvent } from "../wire/SseEvent.js"
 
 // --- Settings ---
 

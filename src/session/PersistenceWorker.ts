@@ -26,10 +26,10 @@ import {
   type Scope
 } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import * as Backpressure from "./Backpressure.js"
-import { type Cursor, CursorStore, type SessionLost } from "./CursorStore.js"
+import * as Backpressure from "../client/Backpressure.js"
+import { type Cursor, CursorStore, type SessionLost } from "../store/CursorStore.js"
 import { PendingTable } from "./internal/pendingTable.js"
-import { positiveDuration, positiveInt } from "./internal/settings.js"
+import { positiveDuration, positiveInt } from "../internal/settings.js"
 
 /** One new event of a session, on its way to the store. */
 export interface PersistenceRequest {

@@ -1,5 +1,5 @@
 /**
- * Bundles the demo page's script (src/cli/ui/page.ts) for the browser, with every
+ * Bundles the demo page's script (src/cli/demo/ui/page.ts) for the browser, with every
  * package it imports: the CLI serves the file as is, with no CDN and no esbuild at
  * run time (esbuild is a devDependency). `npm run build` runs this file to write
  * dist/ui/page.js; test/globalSetup.ts calls `bundlePage` for the tests' CLI.

@@ -12,11 +12,11 @@
  */
 import { Cause, Context, Data, Effect, Metric, Option } from "effect"
 import { IdWindow } from "./internal/idWindow.js"
-import { isIdOnly } from "./internal/idOnly.js"
-import type { SseEvent } from "./SseEvent.js"
+import { isIdOnly } from "../wire/internal/idOnly.js"
+import type { SseEvent } from "../wire/SseEvent.js"
 import { type RecordedBeforeFailure, recordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
 import { recordNow, type RecordsNow } from "./internal/recordNow.js"
-import { countRule, isCount } from "./internal/settings.js"
+import { countRule, isCount } from "../internal/settings.js"
 
 export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
   readonly option: string

@@ -8,7 +8,7 @@
  * waits for its own retry time. A batch taken by `due` is settled by `succeeded` or
  * `failed` before anything else is absorbed.
  */
-import type { Cursor } from "../CursorStore.js"
+import type { Cursor } from "../../store/CursorStore.js"
 import type { PersistenceRequest } from "../PersistenceWorker.js"
 
 export interface PendingSettings {

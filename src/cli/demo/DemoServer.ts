@@ -8,8 +8,8 @@
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Data, Effect, type Scope } from "effect"
-import * as Sse from "../Sse.js"
-import { SseEvent } from "../SseEvent.js"
+import * as Sse from "../../wire/Sse.js"
+import { SseEvent } from "../../wire/SseEvent.js"
 import { pageHtml } from "./ui/html.js"
 
 export class DemoServerError extends Data.TaggedError("DemoServerError")<{

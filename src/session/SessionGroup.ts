@@ -7,8 +7,8 @@
  * most `leaseTtl` plus one `claimInterval`.
  */
 import { Cause, Config, Data, Deferred, Duration, Effect, Exit } from "effect"
-import { SessionBusy } from "./CursorStore.js"
-import { isCount, isPositiveDuration, positiveDuration, positiveInt } from "./internal/settings.js"
+import { SessionBusy } from "../store/CursorStore.js"
+import { isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
 import { type Session, SessionManager } from "./SessionManager.js"
 
 export interface Settings {

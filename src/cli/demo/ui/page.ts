@@ -14,12 +14,12 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as BrowserKeyValueStore from "@effect/platform-browser/BrowserKeyValueStore"
 import { Cause, type Chunk, Data, Effect, Fiber, Layer, Option, Stream } from "effect"
-import * as CursorStore from "../../CursorStore.js"
-import * as EventTracker from "../../EventTracker.js"
-import * as PersistenceWorker from "../../PersistenceWorker.js"
-import * as SessionManager from "../../SessionManager.js"
-import * as SseClient from "../../SseClient.js"
-import type { SseEvent } from "../../SseEvent.js"
+import * as CursorStore from "../../../store/CursorStore.js"
+import * as EventTracker from "../../../client/EventTracker.js"
+import * as PersistenceWorker from "../../../session/PersistenceWorker.js"
+import * as SessionManager from "../../../session/SessionManager.js"
+import * as SseClient from "../../../client/SseClient.js"
+import type { SseEvent } from "../../../wire/SseEvent.js"
 
 /** What one load of the page showed. */
 interface Load {

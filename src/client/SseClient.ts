@@ -49,7 +49,7 @@ import { attemptRequest, type SseResumeIdError } from "./internal/attemptRequest
 import { type BodySource, directBody, pulledBody } from "./internal/body.js"
 import { decodedBody, mayBeEncoded, type SseContentEncodingError } from "./internal/contentEncoding.js"
 import { IdleWatchdog } from "./internal/idleWatchdog.js"
-import { Parser, type SseEventTooLarge } from "./internal/parser.js"
+import { Parser, type SseEventTooLarge } from "../wire/internal/parser.js"
 import {
   backoff,
   type Reconnect,
@@ -58,15 +58,15 @@ import {
   RetryBudget,
   type SseRetriesExhausted
 } from "./internal/reconnect.js"
-import { ReconnectTrigger } from "./internal/reconnectNow.js"
+import { ReconnectTrigger } from "./internal/reconnectTrigger.js"
 import { defaultMaxRedirects, follow, type Followed, type SseRedirectError } from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
 import { takeRecordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
 import { tryRecordNow } from "./internal/recordNow.js"
 import { isSafeMethod, type ResumeWith, resumeRequest, SseStreamDropped } from "./internal/resume.js"
-import { positiveDuration, positiveInt } from "./internal/settings.js"
-import * as Sse from "./Sse.js"
-import type { SseEvent } from "./SseEvent.js"
+import { positiveDuration, positiveInt } from "../internal/settings.js"
+import * as Sse from "../wire/Sse.js"
+import type { SseEvent } from "../wire/SseEvent.js"
 
 export { SseResumeIdError } from "./internal/attemptRequest.js"
 export { SseContentEncodingError } from "./internal/contentEncoding.js"

@@ -21,9 +21,9 @@ import {
   type CursorStoreError,
   CursorTransactions,
   SessionLost
-} from "./CursorStore.js"
+} from "../store/CursorStore.js"
 import { type Session, SessionManager } from "./SessionManager.js"
-import type { SseEvent } from "./SseEvent.js"
+import type { SseEvent } from "../wire/SseEvent.js"
 
 /** Why a chunk was not committed: the handler's own failure, or the store's. */
 export type HandleError<E> = E | SessionLost | CursorConflict | CursorStoreError

@@ -6,12 +6,12 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Config, Effect, Option } from "effect"
 import { appendFileSync, mkdirSync } from "node:fs"
-import { positiveInt } from "../internal/settings.js"
-import { CursorTransactions } from "../CursorStore.js"
-import * as SqliteCursorStore from "../SqliteCursorStore.js"
-import * as Cli from "./Cli.js"
+import { positiveInt } from "../../internal/settings.js"
+import { CursorTransactions } from "../../store/CursorStore.js"
+import * as SqliteCursorStore from "../../engines/SqliteCursorStore.js"
+import * as Cli from "../Cli.js"
 import * as DemoServer from "./DemoServer.js"
-import * as Tail from "./Tail.js"
+import * as Tail from "../commands/Tail.js"
 
 const settings = Config.all({
   dir: Config.withDefault(Config.string("SSE_DEMO_DIR"), "./.sse-resume").pipe(

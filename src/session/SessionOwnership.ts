@@ -14,8 +14,8 @@ import {
   type Lease,
   type SessionBusy,
   SessionLost
-} from "./CursorStore.js"
-import { durationRule, isPositiveDuration, positiveDuration } from "./internal/settings.js"
+} from "../store/CursorStore.js"
+import { durationRule, isPositiveDuration, positiveDuration } from "../internal/settings.js"
 
 // --- Settings ---
 

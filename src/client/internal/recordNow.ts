@@ -5,7 +5,7 @@
  * one-event chunk (measured). A tracker that has callbacks, or one made
  * elsewhere, answers undefined and the client runs `recordAll`.
  */
-import type { SseEvent } from "../SseEvent.js"
+import type { SseEvent } from "../../wire/SseEvent.js"
 
 export const recordNow: unique symbol = Symbol.for("effect-sse-resume/recordNow")
 

@@ -5,7 +5,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
-import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "./CursorStore.js"
+import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "../store/CursorStore.js"
 
 /**
  * The store in the PostgreSQL database at `url` (`postgres://user:password@host:port/database`).

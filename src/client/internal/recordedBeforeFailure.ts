@@ -4,7 +4,7 @@
  * stored) while the Effect fails. The client must still hand them on, or they are
  * lost. The tracker leaves them under this symbol; the client takes them.
  */
-import type { SseEvent } from "../SseEvent.js"
+import type { SseEvent } from "../../wire/SseEvent.js"
 
 export const recordedBeforeFailure: unique symbol = Symbol.for("effect-sse-resume/recordedBeforeFailure")
 

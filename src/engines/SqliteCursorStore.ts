@@ -7,7 +7,7 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "./CursorStore.js"
+import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "../store/CursorStore.js"
 
 /** Where the embedded store lives unless told otherwise. */
 export const defaultFilename = "./.sse-resume/cursors.db"
