@@ -4,7 +4,8 @@
 // to its stored cursor, SessionGroup spreading many sessions over instances, and
 // ExactlyOnce committing a handled chunk and its cursor in one transaction.
 // The store engines are separate entry points (`effect-sse-resume/sqlite`,
-// `effect-sse-resume/pg`), as is Telemetry.
+// `effect-sse-resume/pg`), as are Telemetry and SseEventSchema (SseEvent as an
+// effect/Schema, kept off the root so a browser bundle carries no Schema).
 export { SseEvent } from "./wire/SseEvent.js"
 export * as Sse from "./wire/Sse.js"
 export * as SseClient from "./client/SseClient.js"

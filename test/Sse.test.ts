@@ -1,11 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Equal, Stream } from "effect"
+import { Chunk, Effect, Either, Equal, Hash, Schema, Stream } from "effect"
 import * as fc from "fast-check"
 import { execFileSync } from "node:child_process"
 import { isIdOnly } from "../src/wire/internal/idOnly.js"
 import { Parser } from "../src/wire/internal/parser.js"
 import * as Sse from "../src/wire/Sse.js"
 import { SseEvent } from "../src/wire/SseEvent.js"
+import * as SseEventSchema from "../src/wire/SseEventSchema.js"
 
 const encoder = new TextEncoder()
 
@@ -197,6 +198,62 @@ describe("Sse.parse (WHATWG rules)", () => {
       )
       expect(Chunk.toReadonlyArray(chunks).map((c) => c.length)).toEqual([2, 1])
     }))
+})
+
+describe("SseEvent (a plain class since issue 18, as the Schema.Class behaved)", () => {
+  it("defaults event to \"message\" and data to \"\", keeps id and retry only when given", () => {
+    const made = new SseEvent()
+    expect([made.event, made.data, Object.keys(made)]).toEqual(["message", "", ["event", "data"]])
+    expect(Object.keys(new SseEvent({ retry: 0, data: "x", id: "1", event: "t" }))).toEqual(["id", "event", "data", "retry"])
+    // An id given as undefined stays a key, as the Schema.Class kept it (equality counts keys).
+    expect(Object.keys(new SseEvent({ id: undefined }))).toEqual(["id", "event", "data"])
+  })
+
+  it("refuses a field of the wrong type or a retry that is not a non-negative integer, unless told not to check", () => {
+    for (const props of [{ retry: -1 }, { retry: 1.5 }, { retry: Number.NaN }, { retry: 2 ** 53 }, { retry: "5" }, { data: 5 }, { event: null }, { id: 1 }]) {
+      expect(() => new SseEvent(props as never)).toThrow(/SseEvent's (retry|data|event|id) must be/)
+      expect(new SseEvent(props as never, true)).toBeInstanceOf(SseEvent)
+      expect(new SseEvent(props as never, { disableValidation: true })).toBeInstanceOf(SseEvent)
+    }
+    expect(new SseEvent({ retry: 0 }).retry).toBe(0)
+  })
+
+  it("is equal and hashes alike by its fields, whatever the argument's key order", () => {
+    const a = new SseEvent({ id: "1", event: "t", data: "x", retry: 5 })
+    const b = new SseEvent({ retry: 5, data: "x", event: "t", id: "1" })
+    expect(Equal.equals(a, b)).toBe(true)
+    expect(Hash.hash(a)).toBe(Hash.hash(b))
+    expect(Equal.equals(a, new SseEvent({ id: "1", event: "t", data: "y", retry: 5 }))).toBe(false)
+    expect(Equal.equals(new SseEvent({ data: "x" }), new SseEvent({ id: "", data: "x" }))).toBe(false)
+    // The Schema.Class's own hash of these fields (issue 18: hashes kept in a HashSet stay valid).
+    expect(Hash.hash(new SseEvent({ id: "1", data: "x" }))).toBe(1013004490)
+  })
+
+  it("prints as the Schema.Class did", () => {
+    expect(String(new SseEvent({ id: "1", data: "x" }))).toBe(
+      "SseEvent({ \"id\": \"1\", \"event\": \"message\", \"data\": \"x\", \"retry\": undefined })"
+    )
+    expect(JSON.stringify(new SseEvent({ data: "x", retry: 3 }))).toBe("{\"event\":\"message\",\"data\":\"x\",\"retry\":3}")
+  })
+})
+
+describe("SseEventSchema (issue 18: SseEvent's schema, off the root)", () => {
+  it("decodes SseEvents from JSON with the defaults, and encodes them back", () => {
+    const json = Schema.parseJson(SseEventSchema.SseEvent)
+    const decoded = Schema.decodeUnknownSync(json)("{\"id\":\"1\",\"retry\":3}")
+    expect(decoded).toBeInstanceOf(SseEvent)
+    expect(Equal.equals(decoded, new SseEvent({ id: "1", retry: 3 }))).toBe(true)
+    expect(Schema.encodeSync(json)(decoded)).toBe("{\"id\":\"1\",\"event\":\"message\",\"data\":\"\",\"retry\":3}")
+    expect(Schema.is(SseEventSchema.SseEvent)(decoded)).toBe(true)
+    expect(Schema.is(SseEventSchema.SseEvent)({ event: "message", data: "" })).toBe(false)
+  })
+
+  it("fails to decode what the class refuses, as a ParseError", () => {
+    for (const input of [{ retry: -1 }, { retry: 1.5 }, { data: 5 }, { id: null }, "x"]) {
+      const result = Schema.decodeUnknownEither(SseEventSchema.SseEvent)(input)
+      expect(Either.isLeft(result) && result.left._tag).toBe("ParseError")
+    }
+  })
 })
 
 describe("Sse.encode", () => {
