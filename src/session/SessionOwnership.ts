@@ -45,7 +45,9 @@ export const defaults: Settings = {
 export const config: Config.Config<Settings> = Config.all({
   owner: Config.string("SSE_OWNER").pipe(
     Config.withDefault(defaults.owner),
-    Config.withDescription("Names this process to other holders of a session (default host/pid)")
+    Config.withDescription(
+      "Names this process to other holders of a session (default host/pid, on Linux with what shows the process gone)"
+    )
   ),
   leaseTtl: positiveDuration(
     "SSE_LEASE_TTL",

@@ -129,19 +129,28 @@ const makeCursors = (sql: SqlClient.SqlClient) => {
   return { load, saveAll, remove }
 }
 
-/** The `stream` column, added to a table made before it existed (idempotent, as every instance runs it). */
-const addStreamColumn = (sql: SqlClient.SqlClient) =>
+/** The cursor table's column names. */
+const cursorColumns = (sql: SqlClient.SqlClient) =>
   sql.onDialectOrElse({
-    pg: () => Effect.asVoid(sql`ALTER TABLE sse_resume_cursors ADD COLUMN IF NOT EXISTS stream TEXT NULL`),
-    orElse: () =>
-      Effect.flatMap(
-        sql<{ name: string }>`SELECT name FROM pragma_table_info('sse_resume_cursors')`,
-        (columns) =>
-          columns.some((column) => column.name === "stream")
-            ? Effect.void
-            : Effect.asVoid(sql`ALTER TABLE sse_resume_cursors ADD COLUMN stream TEXT NULL`)
-      )
+    pg: () =>
+      sql<{ name: string }>`SELECT column_name AS name FROM information_schema.columns
+        WHERE table_name = 'sse_resume_cursors' AND table_schema = current_schema()`,
+    orElse: () => sql<{ name: string }>`SELECT name FROM pragma_table_info('sse_resume_cursors')`
   })
+
+/**
+ * The `stream` column, added to a table made before it existed. Looked up first:
+ * pg's ALTER TABLE locks the whole table, even with IF NOT EXISTS, and every
+ * instance runs this when it opens.
+ */
+const addStreamColumn = (sql: SqlClient.SqlClient) =>
+  Effect.flatMap(cursorColumns(sql), (columns) =>
+    columns.some((column) => column.name === "stream")
+      ? Effect.void
+      : Effect.asVoid(sql.onDialectOrElse({
+        pg: () => sql`ALTER TABLE sse_resume_cursors ADD COLUMN IF NOT EXISTS stream TEXT NULL`,
+        orElse: () => sql`ALTER TABLE sse_resume_cursors ADD COLUMN stream TEXT NULL`
+      })))
 
 const createTables = (sql: SqlClient.SqlClient) =>
   sql`CREATE TABLE IF NOT EXISTS sse_resume_cursors (
