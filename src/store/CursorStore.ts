@@ -13,7 +13,7 @@
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Context, Effect, Layer, type Option } from "effect"
-import * as keyValueStore from "./internal/keyValueStore.js"
+import * as keyValueCursors from "./internal/keyValueCursors.js"
 import * as memoryStore from "./internal/memoryStore.js"
 import { makeCommit } from "./internal/sqlCommit.js"
 import * as sqlCursors from "./internal/sqlCursors.js"
@@ -137,7 +137,7 @@ export const layerMemory: Layer.Layer<CursorStore | LeaseStore> = Layer.syncCont
  */
 export const layerKeyValueStore: Layer.Layer<CursorStore | LeaseStore, never, KeyValueStore.KeyValueStore> = Layer
   .effectContext(Effect.flatMap(KeyValueStore.KeyValueStore, (kv) =>
-    Effect.map(keyValueStore.make(kv), ({ cursors, leases }) =>
+    Effect.map(keyValueCursors.make(kv), ({ cursors, leases }) =>
       Context.make(CursorStore, cursors).pipe(Context.add(LeaseStore, leases)))))
 
 /**

@@ -15,7 +15,7 @@
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Context, Effect, Layer } from "effect"
-import * as keyValueStore from "./internal/keyValueStore.js"
+import * as keyValueCursors from "./internal/keyValueCursors.js"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as owners from "./internal/processOwner.js"
 import * as sqlLeases from "./internal/sqlLeases.js"
@@ -71,7 +71,7 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.sync(LeaseStore, () =>
  */
 export const layerKeyValueStore: Layer.Layer<LeaseStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
   LeaseStore,
-  Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Effect.map(keyValueStore.make(kv), (store) => store.leases))
+  Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Effect.map(keyValueCursors.make(kv), (store) => store.leases))
 )
 
 /** Leases on any `@effect/sql` client (table `sse_resume_owners`, created on first use), by the database's clock. */
