@@ -104,9 +104,10 @@ const events = (instance: Instance) => instance.lines.filter((l) => l.kind === "
 
 describe("two processes on one SQLite file", () => {
   it("the second fails busy at once, or waits and takes over right after the first's stored cursor; never both at once", async () => {
-    // Slow enough (4.5 s for a's 300 events) that b and c start while a still consumes.
+    // Slow enough (9 s for a's 300 events) that b and c start while a still consumes,
+    // even where starting a process takes 4–5 s (a 2-core machine under a load of 20).
     total = 100_000
-    tickMillis = 15
+    tickMillis = 30
     const dir = mkdtempSync(join(tmpdir(), "sse-owner-"))
     const db = join(dir, "cursors.db")
     try {
