@@ -1,8 +1,9 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Queue, TestServices } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Queue, Redacted, TestServices } from "effect"
 import * as fc from "fast-check"
 import { type Cursor, CursorStore } from "../src/store/CursorStore.js"
 import * as Cursors from "../src/store/CursorStore.js"
+import { LeaseStore } from "../src/store/LeaseStore.js"
 import { keyValueFileStore, keyValueTempStore, notePgSkip, pgStore, pgUrl, runId, sqliteStore, tempDir } from "./support/stores.js"
 import { SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -10,6 +11,7 @@ import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -31,7 +33,7 @@ const cursor = (sessionId: string, seq: number, recentIds?: ReadonlyArray<string
 const busyOf = <A>(acquiring: Effect.Effect<A, Cursors.SessionBusy | Cursors.CursorStoreError>) =>
   Effect.flip(Effect.catchTag(acquiring, "CursorStoreError", Effect.die))
 
-const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
+const contract = (name: string, store: Layer.Layer<CursorStore | LeaseStore, unknown>) =>
   layer(store, { timeout: "20 seconds" })(name, (it) => {
     let n = 0
     const fresh = (label: string) => `${runId}-${name}-${label}-${n++}`
@@ -65,6 +67,30 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
         expect(Option.getOrThrow(yield* store.load(id)).lastEventId).toBe("e5")
         yield* store.saveAll([cursor(id, 9), cursor(id, 6)])
         expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(9)
+      }))
+
+    it.effect("a cursor of the same seq does not replace the stored one", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("same")
+        yield* store.saveAll([cursor(id, 5)])
+        yield* store.saveAll([{ ...cursor(id, 5), lastEventId: "late retry" }])
+        expect(Option.getOrThrow(yield* store.load(id)).lastEventId).toBe("e5")
+      }))
+
+    it.effect("stores the stream a cursor was read from; a save without one keeps it", () =>
+      Effect.gen(function*() {
+        const store = yield* CursorStore
+        const id = fresh("stream")
+        yield* store.saveAll([cursor(id, 1)])
+        expect(Option.getOrThrow(yield* store.load(id)).stream).toBeUndefined()
+        yield* store.saveAll([{ ...cursor(id, 2), stream: "GET https://a.example/events" }])
+        expect(Option.getOrThrow(yield* store.load(id)).stream).toBe("GET https://a.example/events")
+        yield* store.saveAll([cursor(id, 3)])
+        const kept = Option.getOrThrow(yield* store.load(id))
+        expect([kept.seq, kept.stream]).toEqual([3, "GET https://a.example/events"])
+        yield* store.saveAll([{ ...cursor(id, 4), stream: "POST https://b.example/mcp" }])
+        expect(Option.getOrThrow(yield* store.load(id)).stream).toBe("POST https://b.example/mcp")
       }))
 
     it.effect.prop(
@@ -115,51 +141,16 @@ const contract = (name: string, store: Layer.Layer<CursorStore, unknown>) =>
         expect(Option.isNone(yield* store.load(id))).toBe(true)
       }))
 
-    // Leases expire by the store's clock (the database's, or the Effect clock for memory): real time here.
-    it.effect("a lease is exclusive until released; the next owner gets a higher epoch; the old one cannot renew", () =>
-      Effect.gen(function*() {
-        const store = yield* CursorStore
-        const id = fresh("lease")
-        const a = yield* store.acquire(id, "host-a/1", 10_000)
-        const busy = yield* busyOf(store.acquire(id, "host-b/2", 10_000))
-        expect(busy).toMatchObject({ _tag: "SessionBusy", sessionId: id, owner: "host-a/1" })
-        expect(busy.expiresInMillis).toBeGreaterThan(5_000)
-        expect(busy.expiresInMillis).toBeLessThanOrEqual(10_000)
-        expect(busy.message).toContain("host-a/1")
-        expect(yield* store.renew([a], 10_000)).toEqual([])
-        yield* store.release(a)
-        // Released is given up: a renewal does not take it back.
-        expect(yield* store.renew([a], 10_000)).toEqual([a])
-        const b = yield* store.acquire(id, "host-b/2", 10_000)
-        expect(b.epoch).toBeGreaterThan(a.epoch)
-        expect(yield* store.renew([a, b], 10_000)).toEqual([a])
-        // A late release by the old owner does not end the new owner's lease.
-        yield* store.release(a)
-        expect((yield* busyOf(store.acquire(id, "host-c/3", 10_000))).owner).toBe("host-b/2")
-      }).pipe(TestServices.provideLive))
-
-    it.effect("an expired lease is taken over, and the expired owner learns it at its next renewal", () =>
-      Effect.gen(function*() {
-        const store = yield* CursorStore
-        const id = fresh("expiry")
-        const a = yield* store.acquire(id, "a", 150)
-        expect((yield* Effect.flip(store.acquire(id, "b", 150)))._tag).toBe("SessionBusy")
-        yield* Effect.sleep("250 millis")
-        const b = yield* store.acquire(id, "b", 10_000)
-        expect(b.epoch).toBe(a.epoch + 1)
-        expect(yield* store.renew([a], 10_000)).toEqual([a])
-        expect(yield* store.renew([b], 10_000)).toEqual([])
-      }).pipe(TestServices.provideLive))
-
     it.effect("a cursor with a stale epoch is refused in the writing transaction; the rest of the batch is written", () =>
       Effect.gen(function*() {
         const store = yield* CursorStore
+        const leases = yield* LeaseStore
         const id = fresh("fence")
         const other = fresh("fence-other")
-        const a = yield* store.acquire(id, "a", 150)
+        const a = yield* leases.acquire(id, "a", 150)
         expect(yield* store.saveAll([{ ...cursor(id, 5), epoch: a.epoch }])).toEqual([])
         yield* Effect.sleep("250 millis")
-        const b = yield* store.acquire(id, "b", 10_000)
+        const b = yield* leases.acquire(id, "b", 10_000)
         expect(yield* store.saveAll([{ ...cursor(id, 7), epoch: b.epoch }])).toEqual([])
         // The paused old owner comes back with a newer-looking cursor.
         const lost = yield* store.saveAll([{ ...cursor(id, 20), epoch: a.epoch }, cursor(other, 3)])
@@ -192,6 +183,74 @@ describe("CursorStore.layerSql on a damaged row", () => {
       expect(error._tag).toBe("CursorStoreError")
       expect(error.operation).toBe("load")
       expectOneLine(error.message, /^load failed: .*Expected/)
+    }))
+})
+
+/** The store and its transactions on `engine`, built in the test's scope. */
+const sqlStoreOf = (engine: "sqlite" | "pg") =>
+  Effect.gen(function*() {
+    const layer = engine === "pg"
+      ? PgCursorStore.layer(pgUrl!)
+      : SqliteCursorStore.layer(join(yield* tempDir("sse-commit-"), "cursors.db"))
+    const context = yield* Layer.build(layer)
+    return { store: Context.get(context, CursorStore), transactions: Context.get(context, Cursors.CursorTransactions) }
+  })
+
+const sqlEngines = (["sqlite", "pg"] as const).filter((engine) => engine === "sqlite" || pgUrl !== undefined)
+
+describe.each(sqlEngines)("CursorTransactions.commit on %s", (engine) => {
+  // The events a commit hands to its handler were judged new against previousSeq:
+  // a cursor that moved since (even forwards) means they may be handled twice.
+  it.scoped("a commit whose previousSeq is no longer the stored seq is a CursorConflict and keeps nothing, even with a higher seq", () =>
+    Effect.gen(function*() {
+      const { store, transactions } = yield* sqlStoreOf(engine)
+      const id = `${runId}-cas-${engine}`
+      const table = `sse_test_work_${engine}_${process.pid}`
+      yield* transactions.sql`CREATE TABLE IF NOT EXISTS ${transactions.sql(table)} (n INTEGER)`
+      yield* store.saveAll([cursor(id, 5)])
+      const work = transactions.sql`INSERT INTO ${transactions.sql(table)} (n) VALUES (1)`.pipe(Effect.asVoid)
+      const stale = yield* Effect.flip(
+        transactions.commit({ sessionId: id, epoch: undefined, previousSeq: 3, cursor: cursor(id, 9) }, work)
+      )
+      expect(stale).toMatchObject({ _tag: "CursorConflict", sessionId: id, previousSeq: 3 })
+      expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(5)
+      expect(yield* transactions.sql`SELECT n FROM ${transactions.sql(table)}`).toHaveLength(0)
+      // At the stored seq it commits, the work with it.
+      yield* transactions.commit({ sessionId: id, epoch: undefined, previousSeq: 5, cursor: cursor(id, 9) }, work)
+      expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(9)
+      expect(yield* transactions.sql`SELECT n FROM ${transactions.sql(table)}`).toHaveLength(1)
+      yield* transactions.sql`DROP TABLE ${transactions.sql(table)}`
+    }))
+})
+
+describe("CursorStore.layerSql on SQLite", () => {
+  it.scoped("two stores on one file, writing out of order, never move a cursor backwards", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-two-"), "cursors.db")
+      const a = Context.get(yield* Layer.build(SqliteCursorStore.layer(filename)), CursorStore)
+      const b = Context.get(yield* Layer.build(SqliteCursorStore.layer(filename)), CursorStore)
+      for (let i = 0; i < 40; i++) yield* (i % 2 === 0 ? a : b).saveAll([cursor("s", (i * 7919) % 41 + 1)])
+      expect(Option.getOrThrow(yield* b.load("s")).seq).toBe(41)
+      yield* a.saveAll([cursor("s", 40)])
+      expect(Option.getOrThrow(yield* b.load("s")).lastEventId).toBe("e41")
+    }))
+
+  it.scoped("a cursor table made before streams were stored gets the column; its rows load", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir("sse-migrate-"), "cursors.db")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const sql = Context.get(yield* Layer.build(SqliteClient.layer({ filename })), SqlClient.SqlClient)
+        yield* sql`CREATE TABLE sse_resume_cursors (
+          session_id TEXT PRIMARY KEY, last_event_id TEXT NOT NULL, seq BIGINT NOT NULL,
+          recent_ids TEXT, updated_at BIGINT NOT NULL)`
+        yield* sql`INSERT INTO sse_resume_cursors VALUES ('old', 'e3', 3, NULL, 0)`
+      }))
+      for (let open = 0; open < 2; open++) {
+        const store = Context.get(yield* Layer.build(SqliteCursorStore.layer(filename)), CursorStore)
+        expect(Option.getOrThrow(yield* store.load("old")).lastEventId).toBe(`e${3 + open}`)
+        yield* store.saveAll([{ ...cursor("old", 4), stream: "GET http://x/" }])
+        expect(Option.getOrThrow(yield* store.load("old")).stream).toBe("GET http://x/")
+      }
     }))
 })
 
@@ -305,6 +364,7 @@ describe("a store that cannot be opened, read or written fails with a typed Curs
 })
 
 notePgSkip("CursorStore")
+const PgClientLayer = () => PgClient.layer({ url: Redacted.make(pgUrl!) })
 describe.skipIf(pgUrl === undefined)("postgres", () => {
   contract("pg", Layer.suspend(pgStore))
 
@@ -319,6 +379,19 @@ describe.skipIf(pgUrl === undefined)("postgres", () => {
         { concurrency: 8 }
       )
       expect(Option.getOrThrow(yield* a.load(id)).seq).toBe(41)
+    }).pipe(Effect.scoped))
+
+  it.effect("a cursor table without the stream column gets it back when a store opens", () =>
+    Effect.gen(function*() {
+      const first = yield* Layer.build(pgStore())
+      const id = `${runId}-pg-migrate`
+      yield* Context.get(first, CursorStore).saveAll([cursor(id, 1)])
+      const sql = Context.get(yield* Layer.build(PgClientLayer()), SqlClient.SqlClient)
+      yield* sql`ALTER TABLE sse_resume_cursors DROP COLUMN stream`
+      const store = Context.get(yield* Layer.build(pgStore()), CursorStore)
+      expect(Option.getOrThrow(yield* store.load(id)).seq).toBe(1)
+      yield* store.saveAll([{ ...cursor(id, 2), stream: "GET http://x/" }])
+      expect(Option.getOrThrow(yield* store.load(id)).stream).toBe("GET http://x/")
     }).pipe(Effect.scoped))
 
   it.effect("two stores writing overlapping sessions in opposite orders do not deadlock", () =>

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
 import * as Cursors from "../src/store/CursorStore.js"
 import { CursorStore } from "../src/store/CursorStore.js"
+import { LeaseStore } from "../src/store/LeaseStore.js"
 import * as PersistenceWorker from "../src/session/PersistenceWorker.js"
 import * as SessionManager from "../src/session/SessionManager.js"
 import { SseEvent } from "../src/wire/SseEvent.js"
@@ -24,30 +25,57 @@ interface Link {
   renewalsLost: boolean
   /** While true, renewals fail (the store is unreachable for this owner). */
   renewalsFail: boolean
+  /** While set, a renewal reaches the store at once but its answer comes this much later. */
+  answerDelay?: Duration.Duration | undefined
+  /** While true, renewals never answer. */
+  renewalsHang?: boolean
 }
 
+/** The cursor store and the lease store that fences it, shared by the managers of a test. */
+interface Shared {
+  readonly cursors: CursorStore["Type"]
+  readonly leases: LeaseStore["Type"]
+}
+
+/** `leases` as one owner reaches it through `link`. */
+const linked = (leases: LeaseStore["Type"], link: Link): LeaseStore["Type"] => ({
+  ...leases,
+  renew: (held, ttl) =>
+    Effect.suspend(() =>
+      link.renewalsFail
+        ? Effect.fail(new Cursors.CursorStoreError({ operation: "renew", cause: "unreachable" }))
+        : link.renewalsLost
+        ? Effect.succeed([])
+        : link.renewalsHang
+        ? Effect.never
+        : link.answerDelay !== undefined
+        ? Effect.zipLeft(leases.renew(held, ttl), Effect.sleep(link.answerDelay))
+        : leases.renew(held, ttl)
+    )
+})
+
 /** A manager named `owner` over `shared`, with its own worker, in the current scope. */
-const manager = (shared: CursorStore["Type"], owner: string, link: Link = { renewalsLost: false, renewalsFail: false }) =>
+const manager = (
+  shared: Shared,
+  owner: string,
+  link: Link = { renewalsLost: false, renewalsFail: false },
+  settings: Partial<SessionManager.Settings> = lease
+) =>
   Effect.gen(function*() {
-    const store = CursorStore.of({
-      ...shared,
-      renew: (leases, ttl) =>
-        link.renewalsFail
-          ? Effect.fail(new Cursors.CursorStoreError({ operation: "renew", cause: "unreachable" }))
-          : link.renewalsLost
-          ? Effect.succeed([])
-          : shared.renew(leases, ttl)
-    })
     const ctx = yield* Layer.build(
-      SessionManager.layer({ ...lease, owner }).pipe(
+      SessionManager.layer({ ...settings, owner }).pipe(
         Layer.provideMerge(PersistenceWorker.layer({ flushInterval: flush, retryBase: flush })),
-        Layer.provideMerge(Layer.succeed(CursorStore, store))
+        Layer.provideMerge(Layer.succeed(CursorStore, shared.cursors)),
+        Layer.provideMerge(Layer.succeed(LeaseStore, linked(shared.leases, link)))
       )
     )
     return Context.get(ctx, SessionManager.SessionManager)
   })
 
-const sharedStore = Effect.map(Layer.build(Cursors.layerMemory), (ctx) => Context.get(ctx, CursorStore))
+const sharedStore = Effect.map(
+  Layer.build(Cursors.layerMemory),
+  (ctx): Shared => ({ cursors: Context.get(ctx, CursorStore), leases: Context.get(ctx, LeaseStore) })
+)
 
 describe("SessionOwnership", () => {
   it.scoped("a second holder fails at once with SessionBusy naming the owner; with wait it takes over after the release, right after the stored cursor", () =>
@@ -110,7 +138,7 @@ describe("SessionOwnership", () => {
       expect(lost).toMatchObject({ _tag: "SessionLost", sessionId: "f", epoch: 1, reason: "fenced" })
       const next = yield* Effect.flip(old.tracker.recordEvent(event(21)))
       expect(next).toEqual(lost)
-      const stored = Option.getOrThrow(yield* store.load("f"))
+      const stored = Option.getOrThrow(yield* store.cursors.load("f"))
       expect([stored.lastEventId, stored.seq]).toEqual(["e10", 10])
       expect(yield* a.size).toBe(0)
     }))
@@ -144,6 +172,39 @@ describe("SessionOwnership", () => {
       expect(takenAt - failedFrom).toBeLessThanOrEqual(Duration.toMillis(lease.leaseTtl) + Duration.toMillis(lease.pollInterval))
     }))
 
+  // The store extends a lease from when the renewal reaches it; an answer that
+  // comes late must not make the owner count its lease from the answer.
+  it.scoped("a renewal whose answer comes late counts from when it was sent: the owner gives up before another can take over", () =>
+    Effect.gen(function*() {
+      // 13 s against 3 s renewals: counted from the answer (2.5 s late), the owner
+      // would give up at its verdict after the lease's end (17.5 s against 16 s).
+      const settings = { leaseTtl: Duration.seconds(13), renewInterval: Duration.seconds(3), pollInterval: Duration.seconds(1) }
+      const store = yield* sharedStore
+      const linkA: Link = { renewalsLost: false, renewalsFail: false, answerDelay: Duration.millis(2_500) }
+      const a = yield* manager(store, "a", linkA, settings)
+      const b = yield* manager(store, "b", undefined, settings)
+      const held = yield* a.hold("late")
+      let lostAt = -1
+      let takenAt = -1
+      yield* Effect.fork(Effect.flip(held.lost).pipe(Effect.zipRight(Effect.map(TestClock.currentTimeMillis, (t) => (lostAt = t)))))
+      yield* Effect.fork(Effect.scoped(b.hold("late", { wait: true }).pipe(
+        Effect.zipRight(Effect.map(TestClock.currentTimeMillis, (t) => (takenAt = t)))
+      )))
+      // The renewal sent at 3 s reaches the store (the lease now ends at 16 s) and answers at 5.5 s; later ones hang.
+      yield* TestClock.adjust(Duration.seconds(4))
+      yield* settle
+      linkA.renewalsHang = true
+      for (let s = 0; s < 40; s++) {
+        yield* TestClock.adjust(Duration.millis(500))
+        yield* settle
+      }
+      expect(takenAt).toBeGreaterThan(0)
+      expect((yield* Effect.flip(held.lost)).reason).toBe("unrenewed")
+      // Never two owners: A knew it lost the session by the time B took it.
+      expect(lostAt).toBeGreaterThan(0)
+      expect(lostAt).toBeLessThanOrEqual(takenAt)
+    }))
+
   // Every store holds a lease until its expiry: one that never expires is never
   // taken over when its owner dies (and JSON cannot store it for the key-value store).
   it.scoped("an infinite leaseTtl is refused with a typed settings error", () =>
@@ -159,16 +220,17 @@ describe("SessionOwnership", () => {
     }))
 })
 
-/** Two managers on one memory store, on real time: A's store wrapped by `wrap`. */
-const livePair = (wrap: (store: CursorStore["Type"]) => CursorStore["Type"], settings: Partial<SessionManager.Settings>) =>
+/** Two managers on one memory store, on real time: A's stores wrapped by `wrap`. */
+const livePair = (wrap: (store: Shared) => Shared, settings: Partial<SessionManager.Settings>) =>
   Effect.gen(function*() {
     const store = yield* sharedStore
-    const make = (s: CursorStore["Type"], owner: string) =>
+    const make = (s: Shared, owner: string) =>
       Effect.flatMap(
-        PersistenceWorker.make({ flushInterval: Duration.seconds(60) }).pipe(Effect.provideService(CursorStore, s)),
+        PersistenceWorker.make({ flushInterval: Duration.seconds(60) }).pipe(Effect.provideService(CursorStore, s.cursors)),
         (worker) =>
           SessionManager.make({ ...settings, owner }).pipe(
-            Effect.provideService(CursorStore, s),
+            Effect.provideService(CursorStore, s.cursors),
+            Effect.provideService(LeaseStore, s.leases),
             Effect.provideService(PersistenceWorker.PersistenceWorker, worker)
           )
       )
@@ -180,7 +242,10 @@ describe("SessionOwnership on real time (found in review)", () => {
     Effect.scoped(Effect.gen(function*() {
       let hang = false
       const { a, b } = yield* livePair(
-        (store) => ({ ...store, renew: (l, t) => Effect.suspend(() => hang ? Effect.never : store.renew(l, t)) }),
+        (store) => ({
+          ...store,
+          leases: { ...store.leases, renew: (l, t) => Effect.suspend(() => hang ? Effect.never : store.leases.renew(l, t)) }
+        }),
         { leaseTtl: Duration.millis(1_000), renewInterval: Duration.millis(300), pollInterval: Duration.millis(20) }
       )
       const sa = yield* a.hold("s")
@@ -200,10 +265,15 @@ describe("SessionOwnership on real time (found in review)", () => {
       const { a, b } = yield* livePair(
         (store) => ({
           ...store,
-          saveAll: (c) =>
-            Effect.suspend(() =>
-              failSaves-- > 0 ? Effect.fail(new Cursors.CursorStoreError({ operation: "save", cause: "busy" })) : store.saveAll(c)
-            )
+          cursors: {
+            ...store.cursors,
+            saveAll: (c) =>
+              Effect.suspend(() =>
+                failSaves-- > 0
+                  ? Effect.fail(new Cursors.CursorStoreError({ operation: "save", cause: "busy" }))
+                  : store.cursors.saveAll(c)
+              )
+          }
         }),
         { leaseTtl: Duration.millis(500), renewInterval: Duration.millis(150), pollInterval: Duration.millis(20) }
       )

@@ -5,14 +5,16 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
-import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "../store/CursorStore.js"
+import { type CursorStore, type CursorTransactions, layerSql } from "../store/CursorStore.js"
+import type { LeaseStore } from "../store/LeaseStore.js"
+import { type CursorStoreError, mapStoreFailure } from "../store/StoreError.js"
 
 /**
  * The store in the PostgreSQL database at `url` (`postgres://user:password@host:port/database`).
  * A malformed URL, an unreachable server or a refused login fails with a
  * `CursorStoreError` of operation "open" that names the reason (never the password).
  */
-export const layer = (url: string | Redacted.Redacted): Layer.Layer<CursorStore | CursorTransactions, CursorStoreError> => {
+export const layer = (url: string | Redacted.Redacted): Layer.Layer<CursorStore | LeaseStore | CursorTransactions, CursorStoreError> => {
   const redacted = typeof url === "string" ? Redacted.make(url) : url
   return Layer.provide(
     layerSql,

@@ -7,7 +7,9 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { type CursorStore, type CursorStoreError, type CursorTransactions, layerSql, mapStoreFailure } from "../store/CursorStore.js"
+import { type CursorStore, type CursorTransactions, layerSql } from "../store/CursorStore.js"
+import type { LeaseStore } from "../store/LeaseStore.js"
+import { type CursorStoreError, mapStoreFailure } from "../store/StoreError.js"
 
 /** Where the embedded store lives unless told otherwise. */
 export const defaultFilename = "./.sse-resume/cursors.db"
@@ -17,7 +19,7 @@ export const defaultFilename = "./.sse-resume/cursors.db"
  * that cannot hold a database (a directory, a corrupt or unreadable file, a parent
  * that is a file) fails with a `CursorStoreError` of operation "open".
  */
-export const layer = (filename: string = defaultFilename): Layer.Layer<CursorStore | CursorTransactions, CursorStoreError> =>
+export const layer = (filename: string = defaultFilename): Layer.Layer<CursorStore | LeaseStore | CursorTransactions, CursorStoreError> =>
   Layer.provide(
     layerSql,
     Layer.scopedContext(

@@ -22,6 +22,7 @@ import * as EventTracker from "../client/EventTracker.js"
 import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
 import { type PersistenceClosedError, PersistenceWorker } from "./PersistenceWorker.js"
 import * as SessionOwnership from "./SessionOwnership.js"
+import * as leaseKeeper from "./internal/leaseKeeper.js"
 import type { SseEvent } from "../wire/SseEvent.js"
 
 // --- Settings ---
@@ -250,7 +251,7 @@ class Manager {
     readonly clock: Clock.Clock,
     /** The manager's own scope: loads and the sweeper stop when it closes. */
     readonly scope: Scope.Scope,
-    readonly keeper: SessionOwnership.Keeper
+    readonly keeper: leaseKeeper.Keeper
   ) {}
 
   // --- Opening: one shared load per session id, restored from its stored cursor ---
@@ -662,7 +663,7 @@ export const make = (
       yield* PersistenceWorker,
       clock,
       yield* Effect.scope,
-      new SessionOwnership.Keeper(settings, store, clock)
+      yield* leaseKeeper.make(settings, store, clock)
     )
     // Added before the fibers are forked, so it runs after they stop. Bounded: the
     // leases expire by themselves anyway.

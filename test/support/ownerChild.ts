@@ -10,6 +10,8 @@
  * `claim <session> <epoch> <resume-from or -> <ms>` when a session is taken and
  * `event <session> <id> <ms>` right after `recordEvent` said the event is new.
  * A busy session in hold mode exits 3 with the SessionBusy message on stderr.
+ * Environment: OWNER_CHILD_LEASE_MS (the lease, 1.5 s by default) and OWNER_CHILD_OWNER (the owner name, `LeaseStore.processOwner()`
+ * by default).
  */
 import { Duration, Effect, Layer, Option } from "effect"
 import { SessionBusy } from "../../src/store/CursorStore.js"
@@ -54,7 +56,15 @@ const tail = (session: SessionManager.Session, max: number) =>
     yield* Effect.promise(() => reader.cancel())
   })
 
-const ownership = { leaseTtl: Duration.millis(1_500), renewInterval: Duration.millis(400), pollInterval: Duration.millis(100) }
+// OWNER_CHILD_LEASE_MS lengthens the lease, to show a takeover did not wait it out.
+const leaseMillis = Number(process.env.OWNER_CHILD_LEASE_MS ?? 1_500)
+const ownership = {
+  leaseTtl: Duration.millis(leaseMillis),
+  renewInterval: Duration.millis(400),
+  pollInterval: Duration.millis(100),
+  // OWNER_CHILD_OWNER names the process without what shows it dead, so its leases are waited out.
+  ...(process.env.OWNER_CHILD_OWNER === undefined ? {} : { owner: process.env.OWNER_CHILD_OWNER })
+}
 
 const program: Effect.Effect<unknown, unknown, SessionManager.SessionManager> = mode === "hold"
   ? Effect.scoped(Effect.gen(function*() {

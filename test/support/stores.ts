@@ -6,6 +6,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import * as NodeKeyValueStore from "@effect/platform-node/NodeKeyValueStore"
 import { CursorStore } from "../../src/store/CursorStore.js"
 import * as Cursors from "../../src/store/CursorStore.js"
+import type { LeaseStore } from "../../src/store/LeaseStore.js"
 import * as PgCursorStore from "../../src/engines/PgCursorStore.js"
 import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
 import { Effect, Layer } from "effect"
@@ -24,20 +25,20 @@ export const tempDir = (prefix: string) =>
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   )
 
-export const sqliteStore: Layer.Layer<CursorStore, unknown> = Layer.unwrapScoped(
+export const sqliteStore: Layer.Layer<CursorStore | LeaseStore, unknown> = Layer.unwrapScoped(
   Effect.map(tempDir("sse-cursors-"), (dir) => SqliteCursorStore.layer(join(dir, "nested", "cursors.db")))
 )
 
-export const pgStore = (): Layer.Layer<CursorStore, unknown> => PgCursorStore.layer(pgUrl!)
+export const pgStore = (): Layer.Layer<CursorStore | LeaseStore, unknown> => PgCursorStore.layer(pgUrl!)
 
 /** Session ids unique to this run, so suites sharing one database never see each other's rows. */
 export const runId = `${process.pid}-${Date.now().toString(36)}`
 
 /** The key-value store on files (`NodeKeyValueStore.layerFileSystem`) in `dir`. */
-export const keyValueFileStore = (dir: string): Layer.Layer<CursorStore, PlatformError> =>
+export const keyValueFileStore = (dir: string): Layer.Layer<CursorStore | LeaseStore, PlatformError> =>
   Layer.provide(Cursors.layerKeyValueStore, NodeKeyValueStore.layerFileSystem(dir))
 
 /** The key-value store on files in a fresh temp dir. */
-export const keyValueTempStore: Layer.Layer<CursorStore, unknown> = Layer.unwrapScoped(
+export const keyValueTempStore: Layer.Layer<CursorStore | LeaseStore, unknown> = Layer.unwrapScoped(
   Effect.map(tempDir("sse-kv-"), keyValueFileStore)
 )

@@ -1,5 +1,5 @@
 /**
- * The transactional cursor commit of `CursorStore.layerSql`: the caller's statements,
+ * The transactional cursor commit of `CursorStore.layerSql` (`CursorTransactions`): the caller's statements,
  * the epoch check and the cursor upsert in one transaction, so a crash keeps all of
  * them or none. The cursor is compared-and-set on its `seq`: the events a commit
  * hands to its caller were judged new against the session at `previousSeq`, and
@@ -8,14 +8,9 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { type Cause, Data, Effect } from "effect"
-import {
-  CursorConflict,
-  type CursorCommit,
-  CursorStoreError,
-  mapStoreFailure,
-  SessionLost,
-  toRow
-} from "../CursorStore.js"
+import type { CursorCommit } from "../CursorStore.js"
+import { CursorConflict, CursorStoreError, mapStoreFailure, SessionLost } from "../StoreError.js"
+import { upsertCursors } from "./sqlCursors.js"
 import { lockEpochs } from "./sqlLeases.js"
 
 /**
@@ -37,16 +32,7 @@ export const makeCommit = (sql: SqlClient.SqlClient) => {
     )
 
   const advance = ({ cursor, previousSeq, sessionId }: CursorCommit) =>
-    cursor === undefined ? Effect.void : sql<{ seq: number | string }>`INSERT INTO sse_resume_cursors ${
-      sql.insert(toRow(cursor))
-    }
-      ON CONFLICT (session_id) DO UPDATE SET
-        last_event_id = excluded.last_event_id,
-        seq = excluded.seq,
-        recent_ids = excluded.recent_ids,
-        updated_at = excluded.updated_at
-      WHERE sse_resume_cursors.seq = ${previousSeq}
-      RETURNING seq`.pipe(
+    cursor === undefined ? Effect.void : upsertCursors(sql, [cursor], previousSeq).pipe(
       mapStoreFailure("save"),
       Effect.flatMap((rows) => rows.length === 1 ? Effect.void : Effect.fail(new CursorConflict({ sessionId, previousSeq })))
     )

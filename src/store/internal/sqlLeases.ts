@@ -1,15 +1,16 @@
 /**
- * Session leases in SQL, for `CursorStore.layerSql`: one row per session with its
- * owner, epoch and expiry. Every expiry is judged by the database's clock, so the
- * clocks of the instances sharing it may disagree; the epoch only rises, so a write
- * checked against it in the writing transaction is fenced.
+ * Leases in SQL, for `LeaseStore.layerSql` and `CursorStore.layerSql`: one row per
+ * key (`session_id`) with its owner, epoch and expiry. Every expiry is judged by
+ * the database's clock, so the clocks of the instances sharing it may disagree;
+ * the epoch only rises, so a write checked against it in the writing transaction
+ * is fenced.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
-import { type CursorStoreError, type Lease, mapStoreFailure, SessionBusy } from "../CursorStore.js"
-
-/** The expiry of a released lease: past on every clock; the row (and its epoch) stays. */
-const released = 0
+import type { Lease, LeaseStore } from "../LeaseStore.js"
+import { type CursorStoreError, mapStoreFailure, SessionBusy } from "../StoreError.js"
+import { released } from "./leaseRules.js"
+import { isDeadOwner } from "./processOwner.js"
 
 // Leases per renewal statement: 2 parameters each, far below both engines' limits.
 const leasesPerStatement = 400
@@ -45,26 +46,24 @@ export const lockEpochs = (sql: SqlClient.SqlClient, sessionIds: ReadonlyArray<s
         WHERE session_id IN ${sql.in(sessionIds)} RETURNING session_id, epoch`
   })
 
-export const makeLeases = (sql: SqlClient.SqlClient) => {
+interface Holder {
+  readonly owner: string
+  readonly epoch: number | string
+  readonly remaining: number | string
+}
+
+export const makeLeases = (sql: SqlClient.SqlClient): LeaseStore["Type"] => {
   const now = databaseNow(sql)
 
-  const busy = (sessionId: string) =>
-    sql<{ owner: string; remaining: number | string }>`SELECT owner, expires_at - ${now} AS remaining
-      FROM sse_resume_owners WHERE session_id = ${sessionId}`.pipe(
-      mapStoreFailure("acquire"),
-      Effect.flatMap((rows) =>
-        Effect.fail(
-          new SessionBusy({
-            sessionId,
-            owner: rows[0]?.owner ?? "unknown",
-            expiresInMillis: Number(rows[0]?.remaining ?? 0)
-          })
-        )
-      )
-    )
+  const holderOf = (sessionId: string) =>
+    sql<Holder>`SELECT owner, epoch, expires_at - ${now} AS remaining
+      FROM sse_resume_owners WHERE session_id = ${sessionId}`
+
+  const busy = (sessionId: string, holder: Holder | undefined) =>
+    new SessionBusy({ sessionId, owner: holder?.owner ?? "unknown", expiresInMillis: Number(holder?.remaining ?? 0) })
 
   // A live lease fails the WHERE of the upsert, which then returns no row.
-  const acquire = (sessionId: string, owner: string, ttlMillis: number) =>
+  const take = (sessionId: string, owner: string, ttlMillis: number) =>
     sql<{ epoch: number | string }>`INSERT INTO sse_resume_owners (session_id, owner, epoch, expires_at)
       VALUES (${sessionId}, ${owner}, 1, ${now} + ${ttlMillis})
       ON CONFLICT (session_id) DO UPDATE SET
@@ -72,10 +71,27 @@ export const makeLeases = (sql: SqlClient.SqlClient) => {
         epoch = sse_resume_owners.epoch + 1,
         expires_at = excluded.expires_at
       WHERE sse_resume_owners.expires_at <= ${now}
-      RETURNING epoch`.pipe(
+      RETURNING epoch`
+
+  /** Takes a live lease from a holder known dead, if it still holds it at that epoch. */
+  const takeFromDead = (sessionId: string, owner: string, ttlMillis: number, dead: Holder) =>
+    sql<{ epoch: number | string }>`UPDATE sse_resume_owners
+      SET owner = ${owner}, epoch = epoch + 1, expires_at = ${now} + ${ttlMillis}
+      WHERE session_id = ${sessionId} AND owner = ${dead.owner} AND epoch = ${Number(dead.epoch)}
+      RETURNING epoch`
+
+  const acquire = (sessionId: string, owner: string, ttlMillis: number) =>
+    Effect.gen(function*() {
+      const taken = yield* take(sessionId, owner, ttlMillis)
+      if (taken.length === 1) return { taken: taken[0]!.epoch, holder: undefined }
+      const holder = (yield* holderOf(sessionId))[0]
+      if (holder === undefined || !isDeadOwner(holder.owner)) return { taken: undefined, holder }
+      const seized = yield* takeFromDead(sessionId, owner, ttlMillis, holder)
+      return seized.length === 1 ? { taken: seized[0]!.epoch, holder: undefined } : { taken: undefined, holder }
+    }).pipe(
       mapStoreFailure("acquire"),
-      Effect.flatMap((rows): Effect.Effect<Lease, SessionBusy | CursorStoreError> =>
-        rows.length === 0 ? busy(sessionId) : Effect.succeed({ sessionId, owner, epoch: Number(rows[0]!.epoch) })
+      Effect.flatMap(({ holder, taken }): Effect.Effect<Lease, SessionBusy | CursorStoreError> =>
+        taken === undefined ? Effect.fail(busy(sessionId, holder)) : Effect.succeed({ sessionId, owner, epoch: Number(taken) })
       )
     )
 
@@ -107,3 +123,12 @@ export const makeLeases = (sql: SqlClient.SqlClient) => {
 
   return { acquire, renew, release }
 }
+
+/** The lease store on `sql` (raw names), its table created. */
+export const make = (sql: SqlClient.SqlClient): Effect.Effect<LeaseStore["Type"], CursorStoreError> =>
+  createOwnersTable(sql).pipe(
+    // Two instances starting at once can race on pg's catalog; a second try sees the table.
+    Effect.retry({ times: 2 }),
+    mapStoreFailure("open"),
+    Effect.as(makeLeases(sql))
+  )
