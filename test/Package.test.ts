@@ -10,6 +10,8 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 const repo = join(import.meta.dirname, "..")
+/** Packages a client-only install must not bring: drivers, the CLI's, the telemetry SDK. */
+const serverOnly = /^(better-sqlite3|pg|ioredis|@effect\/(cli|cluster|sql-pg|sql-sqlite-node|opentelemetry|platform-node)|@opentelemetry\/sdk-.*)$/
 const work = mkdtempSync(join(tmpdir(), "sse-package-"))
 const consumer = join(work, "consumer")
 let tarball = ""
@@ -36,18 +38,29 @@ const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 const npx = process.platform === "win32" ? "npx.cmd" : "npx"
 const bin = (name: string) => join(repo, "node_modules", ".bin", name)
 
+/** What the CLI and every entry point need besides the package: its optional peers (README "Install"). */
+const cliPeers = [
+  "@effect/cli@^0.77", "@effect/platform-node@^0.108", "@effect/sql-sqlite-node@^0.53", "@effect/sql-pg@^0.53",
+  "@effect/opentelemetry@^0.64", "@opentelemetry/api@^1.9", "@opentelemetry/exporter-metrics-otlp-http@^0.223",
+  "@opentelemetry/exporter-trace-otlp-http@^0.223", "@opentelemetry/resources@^2", "@opentelemetry/sdk-metrics@^2",
+  "@opentelemetry/sdk-trace-base@^2", "@opentelemetry/sdk-trace-node@^2"
+]
+const install = ["--prefer-offline", "--no-audit", "--no-fund", "--no-package-lock"]
+
+const project = (name: string, type: "module" | "commonjs") => {
+  const dir = join(work, name)
+  mkdirSync(dir)
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name, private: true, type }))
+  return dir
+}
+
 beforeAll(async () => {
   await succeed(npm, ["pack", "--pack-destination", work], repo)
   tarball = join(work, readdirSync(work).find((name) => name.endsWith(".tgz"))!)
-  mkdirSync(consumer)
-  writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
+  project("consumer", "module")
   // From the local cache, and without install scripts: the native SQLite build is not
   // what this test is about, and importing the driver does not load its binary.
-  await succeed(
-    npm,
-    ["install", tarball, "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock"],
-    consumer
-  )
+  await succeed(npm, ["install", tarball, ...cliPeers, ...install, "--ignore-scripts"], consumer)
 }, 300_000)
 
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -162,6 +175,43 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
 
   it("publint reports nothing", async () => {
     expect(await succeed(bin("publint"), ["run", tarball, "--strict"], work)).toContain("All good!")
+  })
+
+  it("installs for the client alone with no native build and no driver, CLI or telemetry SDK", async () => {
+    const client = project("client-only", "module")
+    const started = Date.now()
+    // Install scripts as a user's npm runs them (npm here runs none not listed in allowScripts).
+    await succeed(npm, ["install", tarball, "effect@^3.22", "@effect/platform@^0.97", "@effect/sql@^0.52", ...install], client)
+    const seconds = (Date.now() - started) / 1000
+    const installed = (await succeed(npm, ["ls", "--all", "--parseable"], client)).split("\n").filter((line) => line.includes("node_modules"))
+    const names = installed.map((path) => path.slice(path.lastIndexOf("node_modules/") + 13))
+    console.log(`[Package] client-only install: ${seconds.toFixed(1)} s, ${names.length} packages`)
+    expect(names.filter((name) => serverOnly.test(name))).toEqual([])
+    const built = (await succeed("find", ["node_modules", "-path", "*/build/Release/*.node"], client)).trim()
+    expect(built).toBe("")
+    // The root works there, and an engine used without its driver fails with one line naming it.
+    const output = await succeed(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `const { SseClient } = await import("effect-sse-resume")
+      console.log(typeof SseClient.stream)
+      const failure = await import("effect-sse-resume/sqlite").then(() => "imported", (error) => String(error.message).split("\\n")[0])
+      console.log(failure)`
+    ], client)
+    expect(output).toMatch(/^function\n.*@effect\/sql-sqlite-node/)
+    // The CLI without its packages: one line naming what to install, exit 1.
+    const cli = await run(npx, ["sse-resume", "--help"], client)
+    expect(cli.code).not.toBe(0)
+    expect(cli.output.trim().split("\n")).toHaveLength(1)
+    expect(cli.output).toMatch(/sse-resume: .*npm i.*@effect\/cli/)
+  })
+
+  it("loads from CommonJS through require (Node >= 20.19 loads ES modules there)", async () => {
+    const cjs = project("cjs", "commonjs")
+    await succeed(npm, ["install", tarball, "effect@^3.22", "@effect/platform@^0.97", "@effect/sql@^0.52", ...install], cjs)
+    const output = await succeed(process.execPath, ["-e", `const { SseClient, EventTracker } = require("effect-sse-resume")
+      console.log(typeof SseClient.stream, typeof EventTracker.make)`], cjs)
+    expect(output.trim().split("\n").at(-1)).toBe("function function")
   })
 
   // ESM only, by design (Node >= 20, as Effect's own ESM build): a CommonJS `require`
