@@ -12,10 +12,12 @@
  * The end of a stream (completed or failed) is an entry of the log, so a reader that
  * comes back to a finished stream gets the rest, then the end.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, type Option, type Stream } from "effect"
 import { positiveDuration, positiveInt } from "../internal/settings.js"
 import * as core from "./internal/eventLog.js"
 import * as memory from "./internal/memoryLog.js"
+import * as sqlLog from "./internal/sqlLog.js"
 
 /** An event as a producer gives it: the SSE `event` type (default "message") and `data`. */
 export interface EventInput {
@@ -79,7 +81,12 @@ export class EventLogError extends Data.TaggedError("EventLogError")<{
   readonly operation: "open" | "create" | "append" | "read" | "follow" | "end" | "delete" | "info" | "trim"
   readonly stream: string
   readonly cause: unknown
-}> {}
+}> {
+  override get message() {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `${this.operation} "${this.stream}" failed: ${reason}`.replace(/\s+/g, " ")
+  }
+}
 
 /** No stream by that name (never created, or deleted). */
 export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
@@ -251,3 +258,14 @@ export const trimmed = Metric.counter("event_log_trimmed", {
 export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog> =>
   Layer.scoped(EventLog, Effect.flatMap(memory.make, (storage) => core.make(storage, { ...defaults, ...options })))
 
+/**
+ * The log on any `@effect/sql` client (SQLite, PostgreSQL, …), creating its tables on
+ * first use. Appends join the client's `withTransaction`: an upstream read, the
+ * append and the upstream's cursor (`CursorStore.layerSql` on the same client) commit
+ * together. Followers in this process are told of its appends at once; appends made
+ * by other processes are seen by polling each followed stream's last id every
+ * `pollInterval`, once per stream per process (the PostgreSQL engine uses
+ * `LISTEN`/`NOTIFY` instead: `PgEventLog`).
+ */
+export const layerSql = (options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError, SqlClient.SqlClient> =>
+  Layer.scoped(EventLog, Effect.flatMap(sqlLog.make(), (storage) => core.make(storage, { ...defaults, ...options })))
