@@ -106,7 +106,7 @@ describe("PersistenceWorker", () => {
 
   it.scoped("retries a failing store with backoff, a newer cursor superseding the retry, and loses nothing", () =>
     Effect.gen(function*() {
-      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, retryBase: flush, maxAttempts: 3 })
+      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, retryBase: flush, maxSaveAttempts: 3 })
       const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
       f.failing = true
       yield* worker.persist(request("r1", 1))
@@ -119,7 +119,7 @@ describe("PersistenceWorker", () => {
       yield* settle
       expect(f.calls).toHaveLength(1)
       yield* worker.persist(request("r1", 2))
-      // Several more failures, past maxAttempts: counted as failed, still kept.
+      // Several more failures, past maxSaveAttempts: counted as failed, still kept.
       for (let i = 0; i < 8; i++) {
         yield* TestClock.adjust(Duration.seconds(2))
         yield* settle
@@ -247,8 +247,8 @@ describe("PersistenceWorker", () => {
 
   it.scoped("closing with a dead store gives up after shutdownTimeout", () =>
     Effect.gen(function*() {
-      // maxAttempts out of reach, so the failures counted below are the cursors left at the timeout.
-      const { f, scope, worker } = yield* setup({ flushInterval: flush, maxAttempts: 100, shutdownTimeout: Duration.seconds(1) })
+      // maxSaveAttempts out of reach, so the failures counted below are the cursors left at the timeout.
+      const { f, scope, worker } = yield* setup({ flushInterval: flush, maxSaveAttempts: 100, shutdownTimeout: Duration.seconds(1) })
       const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
       f.failing = true
       yield* worker.persist(request("dead", 1))

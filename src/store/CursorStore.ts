@@ -78,6 +78,8 @@ export interface Cursor {
    * transaction as the write; when absent the write is unowned, as before leases.
    */
   readonly epoch?: number | undefined
+  /** The stream this cursor resumes, `"<METHOD> <url>"`; none in cursors written before streams were recorded. */
+  readonly stream?: string | undefined
 }
 
 /**
