@@ -213,6 +213,29 @@ describe("PersistenceWorker", () => {
       expect(yield* worker.stats).toEqual({ queued: 0, parked: 0, pending: 0, timedOut: 1 })
     }))
 
+  it.scoped("of two timed-out cursors of one session, whichever timed out first, the newer is parked and stored", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, stall, worker } = yield* stuckAndFull(flush, "full")
+      // "n": the newer cursor times out first; "o": the older first. Both must keep seq 3.
+      const offers = yield* Effect.all([
+        Effect.fork(worker.persist(request("n", 3))),
+        Effect.fork(worker.persist(request("n", 2))),
+        Effect.fork(worker.persist(request("o", 2))),
+        Effect.fork(worker.persist(request("o", 3)))
+      ])
+      yield* settle
+      yield* TestClock.adjust(flush)
+      yield* settle
+      yield* Effect.forEach(offers, Fiber.join)
+      expect(yield* worker.stats).toMatchObject({ parked: 2, timedOut: 4 })
+      yield* Deferred.succeed(stall, void 0)
+      f.stall = undefined
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(yield* seqOf("n")).toEqual(Option.some(3))
+      expect(yield* seqOf("o")).toEqual(Option.some(3))
+    }))
+
   it.scoped("closing stores the cursor of a producer still blocked in offer", () =>
     Effect.gen(function*() {
       const { f, scope, seqOf, stall, worker } = yield* stuckAndFull(Duration.seconds(10), "q")
