@@ -473,3 +473,55 @@ describe.skipIf(pgUrl === undefined)("SessionManager on PostgreSQL", () => {
       for (const id of ids) expect((yield* a.stored(id))?.seq).toBe(200)
     }), 30_000)
 })
+
+// Issue 19: a stored cursor resumes only the stream it was written for. The SQLite
+// cases need the store to persist `Cursor.stream` (the store's side of the issue).
+const streamA = "GET http://127.0.0.1/a/events"
+const streamB = "GET http://127.0.0.1/b/events"
+for (const [engine, base] of [["memory", Cursors.layerMemory], ["SQLite", sqliteStore]] as const) {
+  describe(`SessionManager streams, on the ${engine} store`, () => {
+    it.scoped("cursors carry the session's stream; another stream is refused with SessionStreamMismatch, touching nothing", () =>
+      Effect.gen(function*() {
+        const { f, sessions, stored } = yield* setup({}, base)
+        const session = yield* sessions.open("s", { stream: streamA })
+        expect(session.stream).toBe(streamA)
+        yield* session.tracker.recordAll(events(1, 2))
+        yield* TestClock.adjust(flush)
+        yield* settle
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e2", seq: 2, stream: streamA }) // the worker's write
+        yield* session.tracker.recordEvent(event(3))
+        yield* sessions.close("s")
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e3", seq: 3, stream: streamA }) // the close's flush
+        const writes = f.calls.length
+        const refused = yield* Effect.flip(sessions.open("s", { stream: streamB }))
+        expect(refused).toMatchObject({ _tag: "SessionStreamMismatch", sessionId: "s", stored: streamA, requested: streamB })
+        expect(refused.message).toContain(streamA)
+        expect(refused.message).toContain(streamB)
+        expect(yield* sessions.get("s")).toEqual(Option.none())
+        expect(yield* sessions.size).toBe(0)
+        const held = yield* Effect.flip(Effect.scoped(sessions.hold("s", { stream: streamB })))
+        expect(held._tag).toBe("SessionStreamMismatch")
+        expect(f.calls.length).toBe(writes)
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e3", seq: 3, stream: streamA })
+        // Its own stream, or none named, resumes it.
+        const again = yield* sessions.open("s", { stream: streamA })
+        expect(yield* again.seq).toBe(3)
+        expect(yield* sessions.open("s")).toBe(again)
+        // Open, it is refused to another stream as well.
+        expect((yield* Effect.flip(sessions.open("s", { stream: streamB })))._tag).toBe("SessionStreamMismatch")
+      }))
+
+    it.scoped("a stored cursor without a stream (an older row) is adopted, and written with the stream from then on", () =>
+      Effect.gen(function*() {
+        const { sessions, store, stored } = yield* setup({}, base)
+        yield* store.saveAll([{ sessionId: "old", lastEventId: "e5", seq: 5, recentIds: ids(1, 5), updatedAt: 0 }])
+        const session = yield* sessions.open("old", { stream: streamB })
+        expect(yield* session.seq).toBe(5)
+        expect(yield* session.tracker.isDuplicate("e5")).toBe(true)
+        yield* session.tracker.recordEvent(event(6))
+        yield* sessions.close("old")
+        expect(yield* stored("old")).toMatchObject({ lastEventId: "e6", seq: 6, stream: streamB })
+        expect((yield* Effect.flip(sessions.open("old", { stream: streamA })))._tag).toBe("SessionStreamMismatch")
+      }))
+  })
+}
