@@ -11,7 +11,8 @@ import { PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMe
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Config, Duration, Effect, Layer, Option } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import { positiveDuration } from "./internal/settings.js"
+import { duration, oneOf, positiveDuration, resolve } from "./internal/settings.js"
+import type { SettingsError } from "./Settings.js"
 
 export type Exporter = "otlp" | "console" | "off"
 
@@ -102,9 +103,17 @@ class StderrMetricExporter implements PushMetricExporter {
   }
 }
 
-/** The SDK for the given settings (defaults for the rest); the OTLP exporters read the standard OTEL_* variables. */
-export const layer = (options: Partial<Settings> = {}): Layer.Layer<Resource.Resource> => {
-  const settings: Settings = { ...defaults, ...options }
+/**
+ * The SDK for the given settings (defaults for the rest); the OTLP exporters read the
+ * standard OTEL_* variables. An unknown exporter or a zero `metricInterval` fails with `SettingsError`.
+ */
+export const layer = (options: Partial<Settings> = {}): Layer.Layer<Resource.Resource, SettingsError> =>
+  Layer.unwrapEffect(Effect.map(
+    resolve("Telemetry", defaults, options, { exporter: oneOf("otlp", "console", "off"), metricInterval: duration }),
+    sdk
+  ))
+
+const sdk = (settings: Settings): Layer.Layer<Resource.Resource> => {
   if (settings.exporter === "off") return NodeSdk.layerEmpty
   const console = settings.exporter === "console"
   return NodeSdk.layer(() => ({
@@ -117,5 +126,7 @@ export const layer = (options: Partial<Settings> = {}): Layer.Layer<Resource.Res
   }))
 }
 
-/** The SDK with its settings read from the environment (`config`). */
-export const layerConfig: Layer.Layer<Resource.Resource, ConfigError> = Layer.unwrapEffect(Effect.map(config, layer))
+/** The SDK with its settings read from the environment (`config`), which holds them to the same rules. */
+export const layerConfig: Layer.Layer<Resource.Resource, ConfigError> = Layer.unwrapEffect(
+  Effect.map(config, (settings) => Layer.orDie(layer(settings)))
+)

@@ -12,12 +12,15 @@ import * as PgCursorStore from "../src/engines/PgCursorStore.js"
 import * as SessionManager from "../src/session/SessionManager.js"
 import * as SqliteCursorStore from "../src/engines/SqliteCursorStore.js"
 import { SseEvent } from "../src/wire/SseEvent.js"
+import { idOnly } from "../src/wire/internal/idOnly.js"
 import { notePgSkip, pgUrl, runId, tempDir } from "./support/stores.js"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly id: string }> {}
 
 const events = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => new SseEvent({ id: String(from + i), data: `event ${from + i}` }))
+
+const idOnlyBlock = (id: string) => Object.assign(new SseEvent({ id }), { [idOnly]: true as const })
 
 const sqlite = Layer.unwrapScoped(Effect.map(tempDir("sse-once-"), (dir) => SqliteCursorStore.layer(join(dir, "c.db"))))
 const engines = [["SQLite", () => sqlite], ["PostgreSQL", () => PgCursorStore.layer(pgUrl!)]] as const
@@ -81,6 +84,21 @@ for (const [engine, storeLayer] of engines) {
         expect(yield* t.rows).toStrictEqual([1, 2, 3, 4, 5, 6])
         expect(yield* t.cursor).toMatchObject({ lastEventId: "6", seq: 6 })
         expect(yield* t.session.tracker.lastEventId).toStrictEqual(Option.some("6"))
+      }))
+
+    it.scoped("a chunk made only of an id-only block is committed: the stored cursor moves with the session, so later chunks commit", () =>
+      Effect.gen(function*() {
+        const t = yield* setup("idonly")
+        yield* t.handle(events(1, 2), t.insert())
+        // MCP servers open a stream with `id: p0` and no data: no event for the handler, but the resume point moves.
+        yield* t.handle([idOnlyBlock("p0")], t.insert())
+        expect(t.offered).toStrictEqual([["1", "2"]])
+        expect(yield* t.session.seq).toBe(3)
+        expect(yield* t.cursor).toMatchObject({ lastEventId: "p0", seq: 3 })
+        // Had the store stayed at seq 2, this chunk's compare-and-set would conflict.
+        yield* t.handle(events(3, 4), t.insert())
+        expect(yield* t.rows).toStrictEqual([1, 2, 3, 4])
+        expect(yield* t.cursor).toMatchObject({ lastEventId: "4", seq: 5 })
       }))
 
     it.scoped("with retry the failed chunk is offered again until it commits, each row once", () =>

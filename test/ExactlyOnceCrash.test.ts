@@ -20,6 +20,15 @@ import { notePgSkip, pgUrl, runId } from "./support/stores.js"
 import { runKillable, type KilledRun as Run } from "./support/killable.js"
 
 const total = 3_000
+/**
+ * The child's lease. Each restart waits for the killed child's lease to expire, and
+ * the child renews at a tenth of it: 400 ms was lost under load (a busy 2-core
+ * machine stalled the child past it), this leaves 2.7 s of stall.
+ */
+const leaseMillis = 3_000
+const childRuns = 6
+/** Each run: at most a lease waiting for the killed predecessor's, plus the work (~10 s alone at worst). */
+const testTimeout = childRuns * (leaseMillis + 10_000) + 12 * leaseMillis
 const perTick = 5
 const tickMillis = 2
 
@@ -52,7 +61,7 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
 
 /** Runs the child; kills it `killAfterMillis` after its first commit, if given. Any other failed exit rejects. */
 const runChild = (store: string, session: string, table: string, killAfterMillis: number | undefined) =>
-  runKillable(exactlyOnceChildBundle, [store, url, session, table, String(total)], killAfterMillis)
+  runKillable(exactlyOnceChildBundle, [store, url, session, table, String(total), String(leaseMillis)], killAfterMillis)
 
 /** The table's ids in order and the stored cursor, read after the child is gone. */
 const readBack = (layer: Layer.Layer<CursorStore | CursorTransactions, unknown>, session: string, table: string) =>
@@ -115,9 +124,9 @@ describe("exactly once across crashes", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
-  }, 90_000)
+  }, testTimeout)
 
   it.skipIf(pgUrl === undefined)("PostgreSQL: the same", async () => {
     await crashFiveTimes(pgUrl!, PgCursorStore.layer(pgUrl!))
-  }, 90_000)
+  }, testTimeout)
 })

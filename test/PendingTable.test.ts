@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { PendingTable } from "../src/session/internal/pendingTable.js"
 import type { PersistenceRequest } from "../src/session/PersistenceWorker.js"
 
-const settings = { batchSize: 3, flushIntervalMillis: 100, maxAttempts: 3, retryBaseMillis: 100 }
+const settings = { batchSize: 3, flushIntervalMillis: 100, maxSaveAttempts: 3, retryBaseMillis: 100 }
 
 const request = (sessionId: string, seq: number, recordedAt = 0): PersistenceRequest => ({
   sessionId,
@@ -57,7 +57,7 @@ describe("PendingTable", () => {
     expect(cuts).toEqual(["e2"])
   })
 
-  it("writes fresh cursors once the oldest has waited flushInterval", () => {
+  it("writes untried cursors once the oldest has waited flushInterval", () => {
     const table = new PendingTable(settings)
     expect(table.nextWrite()).toBeUndefined()
     table.absorb(request("a", 1), 10)
@@ -83,14 +83,14 @@ describe("PendingTable", () => {
     expect(table.nextWrite()).toBe(100)
   })
 
-  it("while draining, fresh cursors are due at once", () => {
+  it("while draining, untried cursors are due at once", () => {
     const table = new PendingTable(settings)
     table.absorb(request("a", 1), 0)
     expect(table.nextWrite(true)).toBeLessThanOrEqual(0)
   })
 
   it("backs a failed cursor off: doubling from half retryBase with jitter, capped at 100×", () => {
-    const table = new PendingTable({ ...settings, maxAttempts: 100 })
+    const table = new PendingTable({ ...settings, maxSaveAttempts: 100 })
     table.absorb(request("a", 1), 0)
     let now = 100
     const delays: Array<number> = []
@@ -111,7 +111,7 @@ describe("PendingTable", () => {
     expect(retryAt - now).toBe(9_995)
   })
 
-  it("counts a cursor as given up at maxAttempts, keeps it, and starts its backoff over", () => {
+  it("counts a cursor as given up at maxSaveAttempts, keeps it, and starts its backoff over", () => {
     const table = new PendingTable(settings)
     table.absorb(request("a", 1), 0)
     let now = 100
@@ -138,7 +138,7 @@ describe("PendingTable", () => {
     expect(retryAt).toBe(150)
     table.absorb(request("a", 2), 120)
     table.absorb(request("c", 1), 120)
-    // c is fresh (flush at 220); a keeps waiting for its retry at 150.
+    // c is untried (flush at 220); a keeps waiting for its retry at 150.
     expect(table.nextWrite()).toBe(150)
     expect(written(table.due(149))).toEqual(["c@1"])
     expect(written(table.due(150))).toEqual(["a@2", "b@1", "c@1"])
@@ -149,9 +149,9 @@ describe("PendingTable", () => {
     table.absorb(request("a", 1), 0)
     table.failed(table.due(100), 100, 0)
     table.absorb(request("b", 1), 110)
-    const fresh = table.due(120)
-    expect(written(fresh)).toEqual(["b@1"])
-    table.succeeded(fresh, 125)
+    const untried = table.due(120)
+    expect(written(untried)).toEqual(["b@1"])
+    table.succeeded(untried, 125)
     expect(table.size).toBe(1)
     expect(table.nextWrite()).toBe(150)
   })

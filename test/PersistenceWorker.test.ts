@@ -106,7 +106,7 @@ describe("PersistenceWorker", () => {
 
   it.scoped("retries a failing store with backoff, a newer cursor superseding the retry, and loses nothing", () =>
     Effect.gen(function*() {
-      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, retryBase: flush, maxAttempts: 3 })
+      const { f, seqOf, worker } = yield* setup({ flushInterval: flush, retryBase: flush, maxSaveAttempts: 3 })
       const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
       f.failing = true
       yield* worker.persist(request("r1", 1))
@@ -119,7 +119,7 @@ describe("PersistenceWorker", () => {
       yield* settle
       expect(f.calls).toHaveLength(1)
       yield* worker.persist(request("r1", 2))
-      // Several more failures, past maxAttempts: counted as failed, still kept.
+      // Several more failures, past maxSaveAttempts: counted as failed, still kept.
       for (let i = 0; i < 8; i++) {
         yield* TestClock.adjust(Duration.seconds(2))
         yield* settle
@@ -213,6 +213,29 @@ describe("PersistenceWorker", () => {
       expect(yield* worker.stats).toEqual({ queued: 0, parked: 0, pending: 0, timedOut: 1 })
     }))
 
+  it.scoped("of two timed-out cursors of one session, whichever timed out first, the newer is parked and stored", () =>
+    Effect.gen(function*() {
+      const { f, seqOf, stall, worker } = yield* stuckAndFull(flush, "full")
+      // "n": the newer cursor times out first; "o": the older first. Both must keep seq 3.
+      const offers = yield* Effect.all([
+        Effect.fork(worker.persist(request("n", 3))),
+        Effect.fork(worker.persist(request("n", 2))),
+        Effect.fork(worker.persist(request("o", 2))),
+        Effect.fork(worker.persist(request("o", 3)))
+      ])
+      yield* settle
+      yield* TestClock.adjust(flush)
+      yield* settle
+      yield* Effect.forEach(offers, Fiber.join)
+      expect(yield* worker.stats).toMatchObject({ parked: 2, timedOut: 4 })
+      yield* Deferred.succeed(stall, void 0)
+      f.stall = undefined
+      yield* TestClock.adjust(flush)
+      yield* settle
+      expect(yield* seqOf("n")).toEqual(Option.some(3))
+      expect(yield* seqOf("o")).toEqual(Option.some(3))
+    }))
+
   it.scoped("closing stores the cursor of a producer still blocked in offer", () =>
     Effect.gen(function*() {
       const { f, scope, seqOf, stall, worker } = yield* stuckAndFull(Duration.seconds(10), "q")
@@ -247,8 +270,8 @@ describe("PersistenceWorker", () => {
 
   it.scoped("closing with a dead store gives up after shutdownTimeout", () =>
     Effect.gen(function*() {
-      // maxAttempts out of reach, so the failures counted below are the cursors left at the timeout.
-      const { f, scope, worker } = yield* setup({ flushInterval: flush, maxAttempts: 100, shutdownTimeout: Duration.seconds(1) })
+      // maxSaveAttempts out of reach, so the failures counted below are the cursors left at the timeout.
+      const { f, scope, worker } = yield* setup({ flushInterval: flush, maxSaveAttempts: 100, shutdownTimeout: Duration.seconds(1) })
       const failuresBefore = (yield* Metric.value(PersistenceWorker.failures)).count
       f.failing = true
       yield* worker.persist(request("dead", 1))

@@ -25,9 +25,9 @@ const flush = Duration.millis(50)
 
 /** A manager, its worker and a (faulty-wrappable) store, built in the test's scope. */
 const setup = (
-  manager: Partial<SessionManager.Settings> = {},
+  manager: SessionManager.Options = {},
   base: Layer.Layer<CursorStore, unknown> = sqliteStore,
-  worker: Partial<PersistenceWorker.Settings> = {}
+  worker: PersistenceWorker.Options = {}
 ) =>
   Effect.gen(function*() {
     const f = faults()
@@ -228,9 +228,9 @@ describe("SessionManager", () => {
       expect(yield* again.seq).toBe(4)
     }))
 
-  it.scoped("idle sessions are flushed, then evicted after idleTtl; active ones stay", () =>
+  it.scoped("idle sessions are flushed, then evicted after evictAfter; active ones stay", () =>
     Effect.gen(function*() {
-      const { f, sessions, stored } = yield* setup({ idleTtl: Duration.seconds(60) })
+      const { f, sessions, stored } = yield* setup({ evictAfter: Duration.seconds(60) })
       const idle = yield* sessions.open("idle")
       const busy = yield* sessions.open("busy")
       yield* idle.tracker.recordAll(events(1, 3))
@@ -258,7 +258,7 @@ describe("SessionManager", () => {
 
   it.scoped("a held session is not evicted while quiet, and becomes evictable when released", () =>
     Effect.gen(function*() {
-      const { sessions } = yield* setup({ idleTtl: Duration.seconds(60) })
+      const { sessions } = yield* setup({ evictAfter: Duration.seconds(60) })
       const scope = yield* Scope.make()
       yield* sessions.hold("quiet").pipe(Scope.extend(scope))
       yield* TestClock.adjust(Duration.minutes(10))
@@ -272,6 +272,7 @@ describe("SessionManager", () => {
 
   it.scoped("a session held while its eviction flush is in flight stays open", () =>
     Effect.gen(function*() {
+      // The deprecated name still works.
       const { f, sessions } = yield* setup({ idleTtl: Duration.seconds(60) })
       const session = yield* sessions.open("racy")
       yield* session.tracker.recordAll(events(1, 2))
@@ -369,7 +370,7 @@ describe("SessionManager", () => {
       const cfg = yield* SessionManager.config.pipe(
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
           ["SSE_MAX_SESSIONS", "3"],
-          ["SSE_IDLE_TTL", "5 seconds"],
+          ["SSE_SESSION_EVICT_AFTER", "5 seconds"],
           ["SSE_LEASE_TTL", "20 seconds"],
           ["SSE_OWNER", "replica-2"]
         ])))
@@ -377,16 +378,29 @@ describe("SessionManager", () => {
       expect(cfg).toEqual({
         ...SessionManager.defaults,
         maxSessions: 3,
-        idleTtl: Duration.seconds(5),
+        evictAfter: Duration.seconds(5),
         leaseTtl: Duration.seconds(20),
         owner: "replica-2"
       })
       expect(SessionManager.defaults.maxTracked).toBe(100)
     }))
 
-  it.effect("a zero or negative SSE_IDLE_TTL is refused (the idle sweeper would spin), as are zero counts", () =>
+  it.effect("reads evictAfter from SSE_IDLE_TTL, its former name, when SSE_SESSION_EVICT_AFTER is unset", () =>
+    Effect.gen(function*() {
+      const read = (entries: ReadonlyArray<readonly [string, string]>) =>
+        SessionManager.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries))))
+      expect((yield* read([["SSE_IDLE_TTL", "7 seconds"]])).evictAfter).toEqual(Duration.seconds(7))
+      const both = yield* read([["SSE_IDLE_TTL", "7 seconds"], ["SSE_SESSION_EVICT_AFTER", "9 seconds"]])
+      expect(both.evictAfter).toEqual(Duration.seconds(9))
+      // A bad value under the new name is an error, not a fall back to the old one.
+      const error = yield* Effect.flip(read([["SSE_IDLE_TTL", "7 seconds"], ["SSE_SESSION_EVICT_AFTER", "0 millis"]]))
+      expect(String(error)).toContain("SSE_SESSION_EVICT_AFTER")
+    }))
+
+  it.effect("a zero or negative SSE_SESSION_EVICT_AFTER is refused (the idle sweeper would spin), as are zero counts", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [string, string]> = [
+        ["SSE_SESSION_EVICT_AFTER", "0 millis"],
         ["SSE_IDLE_TTL", "0 millis"],
         ["SSE_IDLE_TTL", "-5 seconds"],
         ["SSE_MAX_SESSIONS", "0"],
@@ -404,7 +418,8 @@ describe("SessionManager", () => {
   it.scoped("layer refuses settings it cannot run with, with a typed error", () =>
     Effect.gen(function*() {
       for (const [settings, setting] of [
-        [{ idleTtl: Duration.zero }, "idleTtl"],
+        [{ evictAfter: Duration.zero }, "evictAfter"],
+        [{ idleTtl: Duration.zero }, "evictAfter"],
         [{ maxTracked: 0 }, "maxTracked"],
         [{ maxSessions: 1.5 }, "maxSessions"],
         [{ renewInterval: Duration.seconds(10), leaseTtl: Duration.seconds(10) }, "renewInterval"],
@@ -412,7 +427,9 @@ describe("SessionManager", () => {
         [{ owner: "" }, "owner"]
       ] as const) {
         const error = yield* Effect.flip(setup(settings))
-        expect(error).toMatchObject({ _tag: "SessionSettingsError", setting })
+        // One error for every module's settings; the former class name still matches it.
+        expect(error).toMatchObject({ _tag: "SettingsError", module: "SessionManager", setting })
+        expect(error).toBeInstanceOf(SessionManager.SessionSettingsError)
       }
     }))
 })
@@ -456,3 +473,55 @@ describe.skipIf(pgUrl === undefined)("SessionManager on PostgreSQL", () => {
       for (const id of ids) expect((yield* a.stored(id))?.seq).toBe(200)
     }), 30_000)
 })
+
+// Issue 19: a stored cursor resumes only the stream it was written for. The SQLite
+// cases need the store to persist `Cursor.stream` (the store's side of the issue).
+const streamA = "GET http://127.0.0.1/a/events"
+const streamB = "GET http://127.0.0.1/b/events"
+for (const [engine, base] of [["memory", Cursors.layerMemory], ["SQLite", sqliteStore]] as const) {
+  describe(`SessionManager streams, on the ${engine} store`, () => {
+    it.scoped("cursors carry the session's stream; another stream is refused with SessionStreamMismatch, touching nothing", () =>
+      Effect.gen(function*() {
+        const { f, sessions, stored } = yield* setup({}, base)
+        const session = yield* sessions.open("s", { stream: streamA })
+        expect(session.stream).toBe(streamA)
+        yield* session.tracker.recordAll(events(1, 2))
+        yield* TestClock.adjust(flush)
+        yield* settle
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e2", seq: 2, stream: streamA }) // the worker's write
+        yield* session.tracker.recordEvent(event(3))
+        yield* sessions.close("s")
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e3", seq: 3, stream: streamA }) // the close's flush
+        const writes = f.calls.length
+        const refused = yield* Effect.flip(sessions.open("s", { stream: streamB }))
+        expect(refused).toMatchObject({ _tag: "SessionStreamMismatch", sessionId: "s", stored: streamA, requested: streamB })
+        expect(refused.message).toContain(streamA)
+        expect(refused.message).toContain(streamB)
+        expect(yield* sessions.get("s")).toEqual(Option.none())
+        expect(yield* sessions.size).toBe(0)
+        const held = yield* Effect.flip(Effect.scoped(sessions.hold("s", { stream: streamB })))
+        expect(held._tag).toBe("SessionStreamMismatch")
+        expect(f.calls.length).toBe(writes)
+        expect(yield* stored("s")).toMatchObject({ lastEventId: "e3", seq: 3, stream: streamA })
+        // Its own stream, or none named, resumes it.
+        const again = yield* sessions.open("s", { stream: streamA })
+        expect(yield* again.seq).toBe(3)
+        expect(yield* sessions.open("s")).toBe(again)
+        // Open, it is refused to another stream as well.
+        expect((yield* Effect.flip(sessions.open("s", { stream: streamB })))._tag).toBe("SessionStreamMismatch")
+      }))
+
+    it.scoped("a stored cursor without a stream (an older row) is adopted, and written with the stream from then on", () =>
+      Effect.gen(function*() {
+        const { sessions, store, stored } = yield* setup({}, base)
+        yield* store.saveAll([{ sessionId: "old", lastEventId: "e5", seq: 5, recentIds: ids(1, 5), updatedAt: 0 }])
+        const session = yield* sessions.open("old", { stream: streamB })
+        expect(yield* session.seq).toBe(5)
+        expect(yield* session.tracker.isDuplicate("e5")).toBe(true)
+        yield* session.tracker.recordEvent(event(6))
+        yield* sessions.close("old")
+        expect(yield* stored("old")).toMatchObject({ lastEventId: "e6", seq: 6, stream: streamB })
+        expect((yield* Effect.flip(sessions.open("old", { stream: streamA })))._tag).toBe("SessionStreamMismatch")
+      }))
+  })
+}

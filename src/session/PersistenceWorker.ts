@@ -2,34 +2,18 @@
  * Turns a stream of per-event cursor updates into few store writes without ever
  * losing a session's newest cursor. Producers wait on a bounded queue (that is the
  * backpressure); a producer that waits too long parks its cursor in a latest-only
- * slot per session instead of dropping it (the seed card's flaw). One worker fiber
+ * slot per session instead of dropping it. One worker fiber
  * coalesces everything to the newest cursor per session (`PendingTable`) and writes
  * it with one `saveAll`, retrying failed writes with backoff while newer cursors
  * replace older.
  */
-import {
-  type Cause,
-  type Clock,
-  Config,
-  Context,
-  Data,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Metric,
-  MetricBoundaries,
-  Option,
-  Queue,
-  Random,
-  type Scope
-} from "effect"
+import type * as Cause from "effect/Cause"
+import { Config, Context, Duration, Effect, Layer, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import * as Backpressure from "../client/Backpressure.js"
-import { type Cursor, CursorStore, type SessionLost } from "../store/CursorStore.js"
-import { PendingTable } from "./internal/pendingTable.js"
-import { positiveDuration, positiveInt } from "../internal/settings.js"
+import { CursorStore, type SessionLost } from "../store/CursorStore.js"
+import { count, duration, positiveDuration, positiveInt, renamedInt, resolve } from "../internal/settings.js"
+import * as internal from "./internal/worker.js"
+import type { SettingsError } from "../Settings.js"
 
 /** One new event of a session, on its way to the store. */
 export interface PersistenceRequest {
@@ -48,13 +32,20 @@ export interface PersistenceRequest {
   readonly epoch?: number | undefined
   /** Told when the store refused the write for a stale epoch; such a write is final, never retried. */
   readonly onFenced?: ((lost: SessionLost) => void) | undefined
+  /** The stream the session resumes, written with its cursor. */
+  readonly stream?: string | undefined
 }
 
 /** The worker is closed: its scope is closing or closed, so the cursor cannot be taken. */
-export class PersistenceClosedError extends Data.TaggedError("PersistenceClosedError")<{
+export interface PersistenceClosedError extends Cause.YieldableError {
+  readonly _tag: "PersistenceClosedError"
   readonly sessionId: string
   readonly seq: number
-}> {}
+}
+export const PersistenceClosedError: new(args: {
+  readonly sessionId: string
+  readonly seq: number
+}) => PersistenceClosedError = internal.PersistenceClosedError
 
 export interface Settings {
   /** Capacity of the bounded queue between producers and the worker. */
@@ -65,8 +56,8 @@ export interface Settings {
   readonly flushInterval: Duration.Duration
   /** How long a producer waits on a full queue before parking its cursor. */
   readonly offerTimeout: Duration.Duration
-  /** Failed writes of a cursor before it is counted as failed (and still kept). */
-  readonly maxAttempts: number
+  /** Failed writes of one cursor before it is counted as failed (and still kept, and retried). */
+  readonly maxSaveAttempts: number
   /** First retry delay of a cursor; doubles with each of its failed attempts (with jitter), up to 100×. */
   readonly retryBase: Duration.Duration
   /** How long closing the layer may spend writing what is left. */
@@ -78,7 +69,7 @@ export const defaults: Settings = {
   batchSize: 1_000,
   flushInterval: Duration.millis(100),
   offerTimeout: Duration.millis(100),
-  maxAttempts: 5,
+  maxSaveAttempts: 5,
   retryBase: Duration.millis(100),
   shutdownTimeout: Duration.seconds(5)
 }
@@ -97,9 +88,10 @@ export const config: Config.Config<Settings> = Config.all({
     defaults.offerTimeout,
     "How long a session waits on a full queue before parking its cursor"
   ),
-  maxAttempts: positiveInt(
+  maxSaveAttempts: renamedInt(
+    "SSE_PERSIST_MAX_SAVE_ATTEMPTS",
     "SSE_PERSIST_MAX_ATTEMPTS",
-    defaults.maxAttempts,
+    defaults.maxSaveAttempts,
     "Failed writes of a cursor before it counts as failed (it is still kept and retried)"
   ),
   retryBase: positiveDuration(
@@ -113,6 +105,24 @@ export const config: Config.Config<Settings> = Config.all({
     "How long closing may spend writing the cursors that are left"
   )
 })
+
+/** What `make` and `layer` take: any settings (the rest default), and the former names. */
+export interface Options extends Partial<Settings> {
+  /** @deprecated Use `maxSaveAttempts`. */
+  readonly maxAttempts?: number | undefined
+}
+
+/** Every count ≥ 1 and every duration longer than zero: a zero `flushInterval` or `retryBase` would spin. */
+const resolveSettings = ({ maxAttempts, ...options }: Options): Effect.Effect<Settings, SettingsError> =>
+  resolve("PersistenceWorker", defaults, { ...options, maxSaveAttempts: options.maxSaveAttempts ?? maxAttempts }, {
+    maxPending: count,
+    batchSize: count,
+    flushInterval: duration,
+    offerTimeout: duration,
+    maxSaveAttempts: count,
+    retryBase: duration,
+    shutdownTimeout: duration
+  })
 
 export interface Stats {
   /** Requests in the bounded queue, counting producers blocked on offering one. */
@@ -135,299 +145,35 @@ export class PersistenceWorker extends Context.Tag("effect-sse-resume/Persistenc
   readonly stats: Effect.Effect<Stats>
 }>() {}
 
-export const batches = Metric.counter("persistence_batches", {
-  description: "saveAll calls that succeeded",
-  incremental: true
-})
-export const coalesced = Metric.counter("persistence_coalesced", {
-  description: "Requests folded into a newer or older cursor of the same session instead of written",
-  incremental: true
-})
-export const retries = Metric.counter("persistence_retries", {
-  description: "Cursors whose write failed and is scheduled again",
-  incremental: true
-})
-export const failures = Metric.counter("persistence_failures", {
-  description: "Cursors that failed maxAttempts writes in a row (still kept), or were left unwritten at shutdown",
-  incremental: true
-})
-export const fenced = Metric.counter("persistence_fenced", {
-  description: "Cursors refused by the store because their session has a newer owner (dropped, not retried)",
-  incremental: true
-})
-export const queueDepth = Metric.gauge("persistence_queue_depth", {
-  description: "Requests waiting in the persistence queue"
-})
-const millisBoundaries = MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 300, 500, 1_000, 2_000, 5_000, 10_000])
-export const batchLatency = Metric.histogram("persistence_batch_latency", millisBoundaries, "Milliseconds one saveAll took")
-export const cursorStaleness = Metric.histogram(
-  "cursor_staleness",
-  millisBoundaries,
-  "Milliseconds from the oldest event a write covers being recorded to the write being durable"
-)
-
-const noTags: ReadonlyArray<never> = []
-
-/** Put into the queue to wake a worker blocked on an empty queue; carries no cursor. */
-const wakeUp: unique symbol = Symbol("PersistenceWorker/wakeUp")
-type Item = PersistenceRequest | typeof wakeUp
-
-/** What the worker's steps share: the queue, the parking slot and the pending table. */
-interface State {
-  readonly settings: Settings
-  readonly store: CursorStore["Type"]
-  readonly clock: Clock.Clock
-  readonly queue: Queue.Queue<Item>
-  /** The newest timed-out request per session, until the worker takes it. */
-  readonly parked: Map<string, PersistenceRequest>
-  readonly table: PendingTable
-  /** Set when the scope starts closing: `persist` refuses, the loop turns to draining. */
-  closing: boolean
-  /**
-   * Producers past the `closing` check that have not queued or parked yet; the
-   * final drain waits for them so none of their cursors lands behind it.
-   */
-  inFlight: number
-  /** Offers parked after `offerTimeout`, for `Stats.timedOut`. */
-  timedOut: number
-  /** A wake-up is in the queue: one is enough, and it is not a cursor left at shutdown. */
-  wakeQueued: boolean
-}
+/** saveAll calls that succeeded. */
+export const batches = internal.batches
+/** Requests folded into a newer or older cursor of the same session instead of written. */
+export const coalesced = internal.coalesced
+/** Cursors whose write failed and is scheduled again. */
+export const retries = internal.retries
+/** Cursors that failed `maxSaveAttempts` writes in a row (still kept), or were left unwritten at shutdown. */
+export const failures = internal.failures
+/** Cursors refused by the store because their session has a newer owner (dropped, not retried). */
+export const fenced = internal.fenced
+/** Requests waiting in the persistence queue. */
+export const queueDepth = internal.queueDepth
+/** Milliseconds one saveAll took. */
+export const batchLatency = internal.batchLatency
+/** Milliseconds from the oldest event a write covers being recorded to the write being durable. */
+export const cursorStaleness = internal.cursorStaleness
 
 /** Starts the worker in the current scope; closing the scope drains it. */
 export const make = (
-  options: Partial<Settings> = {}
-): Effect.Effect<PersistenceWorker["Type"], never, CursorStore | Scope.Scope> =>
-  Effect.gen(function*() {
-    const settings: Settings = { ...defaults, ...options }
-    const state: State = {
-      settings,
-      store: yield* CursorStore,
-      clock: yield* Effect.clock,
-      queue: yield* Queue.bounded<Item>(settings.maxPending),
-      parked: new Map(),
-      table: new PendingTable({
-        batchSize: settings.batchSize,
-        flushIntervalMillis: Duration.toMillis(settings.flushInterval),
-        maxAttempts: settings.maxAttempts,
-        retryBaseMillis: Duration.toMillis(settings.retryBase)
-      }),
-      closing: false,
-      inFlight: 0,
-      timedOut: 0,
-      wakeQueued: false
-    }
-    // A daemon, not forkScoped: the scope would wait for the fiber's interruption, and a
-    // store call that ignores interruption would then hold the close past shutdownTimeout.
-    // Forked interruptible whatever region `make` runs in, so that timeout can stop it.
-    const fiber = yield* Effect.interruptible(Effect.forkDaemon(run(state)))
-    yield* Effect.addFinalizer(() => shutdown(state, fiber))
-    return PersistenceWorker.of({ persist: persistTo(state), stats: Effect.sync(() => statsOf(state)) })
-  })
-
-// --- Producers: queue, or park after offerTimeout -----------------------------------
-
-const closedError = (request: PersistenceRequest) =>
-  Effect.fail(new PersistenceClosedError({ sessionId: request.sessionId, seq: request.seq }))
-
-const persistTo = (state: State) => {
-  const release = Effect.sync(() => {
-    state.inFlight--
-  })
-  return (request: PersistenceRequest): Effect.Effect<void, PersistenceClosedError> =>
-    Effect.suspend(() => {
-      if (state.closing) return closedError(request)
-      // Fast path, in the same synchronous step as the `closing` check above.
-      if (state.queue.unsafeOffer(request)) {
-        Backpressure.queued.unsafeUpdate(1, noTags)
-        return Effect.void
-      }
-      state.inFlight++
-      return Backpressure.offer(state.queue, request, { timeout: state.settings.offerTimeout }).pipe(
-        Effect.flatMap((result) =>
-          result === "queued" ? Effect.void :
-          // "shutdown" only happens after the final drain: refusing loudly beats parking
-          // a cursor nobody will write.
-          result === "shutdown" ? closedError(request) :
-          Effect.sync(() => park(state, request))
-        ),
-        Effect.ensuring(release)
-      )
-    })
-}
-
-/** Keeps the newest timed-out request per session for the worker's next intake. */
-const park = (state: State, request: PersistenceRequest) => {
-  state.timedOut++
-  const held = state.parked.get(request.sessionId)
-  if (held === undefined || request.seq > held.seq) state.parked.set(request.sessionId, request)
-  // The worker may be blocked on an empty queue by now.
-  wake(state)
-}
-
-/** Wakes a worker blocked on an empty queue (a full queue wakes it anyway). */
-const wake = (state: State) => {
-  if (!state.wakeQueued) state.wakeQueued = state.queue.unsafeOffer(wakeUp)
-}
-
-/** Requests in the queue, with producers blocked on offering one; a wake-up is no request. */
-const queuedRequests = (state: State) =>
-  // A waiting taker (the idle worker) counts as -1 in the queue's size.
-  Math.max(0, Option.getOrElse(state.queue.unsafeSize(), () => 0) - (state.wakeQueued ? 1 : 0))
-
-const statsOf = (state: State): Stats => ({
-  queued: queuedRequests(state),
-  parked: state.parked.size,
-  pending: state.table.size,
-  timedOut: state.timedOut
-})
-
-// --- Intake: queued and parked requests into the table --------------------------------
-
-const absorbAll = (state: State, items: Iterable<Item>, depth: number) => {
-  const now = state.clock.unsafeCurrentTimeMillis()
-  let folded = 0
-  for (const item of items) {
-    if (item === wakeUp) state.wakeQueued = false
-    else if (state.table.absorb(item, now)) folded++
-  }
-  for (const request of state.parked.values()) if (state.table.absorb(request, now)) folded++
-  state.parked.clear()
-  if (folded > 0) coalesced.unsafeUpdate(folded, noTags)
-  queueDepth.unsafeUpdate(depth, noTags)
-}
-
-// Taking and absorbing are one uninterruptible step: an interrupted take can lose
-// the items it was just handed.
-/** Moves everything queued and parked into the table without waiting. */
-const takeAll = (state: State) =>
-  Effect.uninterruptible(Effect.map(Queue.takeAll(state.queue), (items) => absorbAll(state, items, items.length)))
-
-/** Like `takeAll`, but first waits for at least one item, or until `deadline` (epoch ms) if given. */
-const takeSome = (state: State, deadline: number | undefined) => {
-  const take = Effect.uninterruptible(
-    Effect.map(Queue.takeBetween(state.queue, 1, Number.MAX_SAFE_INTEGER), (items) => absorbAll(state, items, items.length))
-  )
-  if (deadline === undefined) return take
-  // A timer that queues a wake-up rather than a timed take, for the reason above.
-  const timer = Effect.sleep(Math.max(0, deadline - state.clock.unsafeCurrentTimeMillis())).pipe(
-    Effect.andThen(() => wake(state))
-  )
-  return Effect.flatMap(Effect.fork(timer), (fiber) => Effect.zipRight(take, Fiber.interruptFork(fiber)))
-}
-
-// --- Writing: the due batch, then settle it in the table ------------------------------
-
-/** Writes the due cursors (up to `batchSize`) with one `saveAll`. */
-const write = (state: State) =>
-  Effect.suspend(() => {
-    const started = state.clock.unsafeCurrentTimeMillis()
-    const batch = state.table.due(started)
-    return state.store.saveAll(batch).pipe(
-      Effect.exit,
-      Effect.flatMap((exit) =>
-        Exit.isSuccess(exit) ? settle(state, batch, started, exit.value) : retryLater(state, batch, exit.cause)
-      ),
-      Effect.withSpan("persistence.batch", { attributes: { "persistence.cursors": batch.length } })
-    )
-  })
-
-/**
- * The write is done: cursors refused for a stale epoch are final (their owner is
- * told and they leave the table like the written ones), the rest are durable.
- */
-const settle = (state: State, batch: ReadonlyArray<Cursor>, started: number, lost: ReadonlyArray<SessionLost>) =>
-  Effect.suspend(() => {
-    const notices = lost.map((refused) => [refused, state.table.onFenced(refused.sessionId)] as const)
-    durable(state, batch, started)
-    if (lost.length === 0) return Effect.void
-    fenced.unsafeUpdate(lost.length, noTags)
-    for (const [refused, onFenced] of notices) onFenced?.(refused)
-    return Effect.logWarning("PersistenceWorker: cursors refused, their sessions have a newer owner").pipe(
-      Effect.annotateLogs({ sessions: lost.map((refused) => refused.sessionId).join(", ") })
-    )
-  })
-
-const durable = (state: State, batch: ReadonlyArray<Cursor>, started: number) => {
-  const done = state.clock.unsafeCurrentTimeMillis()
-  for (const millis of state.table.succeeded(batch, done)) cursorStaleness.unsafeUpdate(millis, noTags)
-  batchLatency.unsafeUpdate(done - started, noTags)
-  batches.unsafeUpdate(1, noTags)
-}
-
-const retryLater = (state: State, batch: ReadonlyArray<Cursor>, cause: Cause.Cause<unknown>) =>
-  Effect.flatMap(Random.next, (random) => {
-    const failed = state.table.failed(batch, state.clock.unsafeCurrentTimeMillis(), random)
-    retries.unsafeUpdate(batch.length, noTags)
-    if (failed.gaveUp > 0) failures.unsafeUpdate(failed.gaveUp, noTags)
-    // One line per outage, not per retry: when a cursor first fails or gives up.
-    if (!failed.firstFailure && failed.gaveUp === 0) return Effect.void
-    return Effect.logWarning("PersistenceWorker: saveAll failed; cursors kept for retry", cause).pipe(
-      Effect.annotateLogs({ cursors: batch.length, failedAfterMaxAttempts: failed.gaveUp, retryAt: failed.retryAt })
-    )
-  })
-
-// --- The loop: write what is due, else wait for work; drain once closing --------------
-
-const step = (state: State) =>
-  Effect.zipRight(takeAll(state), Effect.suspend(() => {
-    const at = state.table.nextWrite()
-    if (at !== undefined && state.clock.unsafeCurrentTimeMillis() >= at) return write(state)
-    if (state.closing) return Effect.void
-    return takeSome(state, at)
-  }))
-
-// On close: keep absorbing and writing everything, fresh at once, failed ones on
-// their schedule, until nothing is left and no producer is still on its way.
-const drain = (state: State) =>
-  Effect.gen(function*() {
-    while (true) {
-      yield* takeAll(state)
-      const at = state.table.nextWrite(true)
-      if (at === undefined) {
-        if (state.inFlight === 0 && state.parked.size === 0 && (yield* Queue.size(state.queue)) === 0) return
-        // Producers still between offer and queue/slot: let them finish.
-        yield* Effect.yieldNow()
-        continue
-      }
-      const now = state.clock.unsafeCurrentTimeMillis()
-      if (now >= at) yield* write(state)
-      else yield* Effect.sleep(at - now)
-    }
-  })
-
-const run = (state: State) =>
-  Effect.gen(function*() {
-    while (!state.closing) yield* step(state)
-    yield* drain(state)
-  })
-
-// --- Finalization: drain within shutdownTimeout, then refuse --------------------------
-
-const shutdown = (state: State, fiber: Fiber.RuntimeFiber<void>) =>
-  Effect.gen(function*() {
-    state.closing = true
-    wake(state)
-    // Finalizers run uninterruptibly; the wait itself must be interruptible for the timeout to cut it.
-    const finished = yield* Effect.interruptible(Fiber.await(fiber)).pipe(
-      Effect.timeoutOption(state.settings.shutdownTimeout)
-    )
-    if (Option.isNone(finished)) {
-      yield* Fiber.interruptFork(fiber)
-      const left = state.table.size + state.parked.size + queuedRequests(state)
-      failures.unsafeUpdate(left, noTags)
-      yield* Effect.logError("PersistenceWorker: shutdown timeout; cursors left unwritten").pipe(
-        Effect.annotateLogs({ cursors: left, shutdownTimeout: Duration.format(state.settings.shutdownTimeout) })
-      )
-    }
-    yield* Queue.shutdown(state.queue)
-  })
+  options: Options = {}
+): Effect.Effect<PersistenceWorker["Type"], SettingsError, CursorStore | Scope.Scope> =>
+  Effect.flatMap(resolveSettings(options), (settings) =>
+    Effect.flatMap(CursorStore, (store) => internal.make(settings, store)))
 
 /** The worker with the given settings (defaults for the rest). */
-export const layer = (options: Partial<Settings> = {}): Layer.Layer<PersistenceWorker, never, CursorStore> =>
+export const layer = (options: Options = {}): Layer.Layer<PersistenceWorker, SettingsError, CursorStore> =>
   Layer.scoped(PersistenceWorker, make(options))
 
 /** The worker with its settings read from the environment (`config`). */
-export const layerConfig: Layer.Layer<PersistenceWorker, ConfigError, CursorStore> = Layer.unwrapEffect(
+export const layerConfig: Layer.Layer<PersistenceWorker, ConfigError | SettingsError, CursorStore> = Layer.unwrapEffect(
   Effect.map(config, layer)
 )

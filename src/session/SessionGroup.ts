@@ -6,9 +6,10 @@
  * whose instance died is claimed again once its lease expires: failover takes at
  * most `leaseTtl` plus one `claimInterval`.
  */
-import { Cause, Config, Data, Deferred, Duration, Effect, Exit } from "effect"
+import { Cause, Config, Deferred, Duration, Effect, Exit } from "effect"
 import { SessionBusy } from "../store/CursorStore.js"
-import { isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
+import { count, duration, positiveDuration, positiveInt, resolve } from "../internal/settings.js"
+import { SettingsError } from "../Settings.js"
 import { type Session, SessionManager } from "./SessionManager.js"
 
 export interface Settings {
@@ -33,22 +34,13 @@ export const config: Config.Config<Settings> = Config.all({
   )
 })
 
-/** A setting given to `run` that the group cannot run with. */
-export class SessionGroupSettingsError extends Data.TaggedError("SessionGroupSettingsError")<{
-  readonly setting: keyof Settings
-  readonly value: unknown
-}> {
-  override get message() {
-    return `${this.setting}: ${String(this.value)} is not allowed (a whole number ≥ 1, a duration longer than zero)`
-  }
-}
-
-const validate = (settings: Settings): Effect.Effect<Settings, SessionGroupSettingsError> =>
-  !isCount(settings.maxOwned)
-    ? Effect.fail(new SessionGroupSettingsError({ setting: "maxOwned", value: settings.maxOwned }))
-    : !isPositiveDuration(settings.claimInterval)
-    ? Effect.fail(new SessionGroupSettingsError({ setting: "claimInterval", value: settings.claimInterval }))
-    : Effect.succeed(settings)
+/**
+ * A setting given to `run` that the group cannot run with.
+ * @deprecated Every module's settings now fail with `Settings.SettingsError` (tag "SettingsError").
+ */
+export const SessionGroupSettingsError = SettingsError
+/** @deprecated Use `Settings.SettingsError`. */
+export type SessionGroupSettingsError = SettingsError
 
 /**
  * Claims and runs sessions until interrupted. `handler` runs while this instance
@@ -60,9 +52,9 @@ export const run = <E, R>(
   sessionIds: Iterable<string>,
   handler: (session: Session) => Effect.Effect<void, E, R>,
   options: Partial<Settings> = {}
-): Effect.Effect<never, SessionGroupSettingsError, SessionManager | R> =>
+): Effect.Effect<never, SettingsError, SessionManager | R> =>
   Effect.gen(function*() {
-    const settings = yield* validate({ ...defaults, ...options })
+    const settings = yield* resolve("SessionGroup", defaults, options, { maxOwned: count, claimInterval: duration })
     const manager = yield* SessionManager
     const ids = Array.from(new Set(sessionIds))
     /** Claimed, or being claimed: what counts against maxOwned. */

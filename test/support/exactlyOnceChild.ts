@@ -4,10 +4,13 @@
  * primary key the event id) with ExactlyOnce.handle, printing the last id of each
  * committed chunk. Any failure (a unique violation first of all) exits 1.
  *
- *   node exactlyOnceChild.mjs <sqlite file | postgres url> <sse url> <session id> <table> <last id>
+ *   node exactlyOnceChild.mjs <sqlite file | postgres url> <sse url> <session id> <table> <last id> <lease ms>
+ *
+ * The lease comes from the test, which derives its own waits from it; renewals at a
+ * tenth of it survive a busy machine stalling the child for most of a lease.
  */
 import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
-import { Duration, Effect, Layer, Stream } from "effect"
+import { Duration, Effect, Layer, Option, Stream } from "effect"
 import { writeSync } from "node:fs"
 import { CursorTransactions } from "../../src/store/CursorStore.js"
 import * as EventTracker from "../../src/client/EventTracker.js"
@@ -18,7 +21,15 @@ import * as SessionManager from "../../src/session/SessionManager.js"
 import * as SqliteCursorStore from "../../src/engines/SqliteCursorStore.js"
 import * as SseClient from "../../src/client/SseClient.js"
 
-const [store, url, sessionId, table, lastId] = process.argv.slice(2) as [string, string, string, string, string]
+const [store, url, sessionId, table, lastId, leaseMillis] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string
+]
+const leaseTtl = Duration.millis(Number(leaseMillis))
 
 const program = Effect.gen(function*() {
   const { sql } = yield* CursorTransactions
@@ -45,9 +56,9 @@ const program = Effect.gen(function*() {
 
 const storeLayer = store.startsWith("postgres") ? PgCursorStore.layer(store) : SqliteCursorStore.layer(store)
 const layer = SessionManager.layer({
-  leaseTtl: Duration.millis(400),
-  renewInterval: Duration.millis(100),
-  pollInterval: Duration.millis(50)
+  leaseTtl,
+  renewInterval: Duration.divide(leaseTtl, 10).pipe(Option.getOrThrow),
+  pollInterval: Duration.divide(leaseTtl, 20).pipe(Option.getOrThrow)
 }).pipe(
   Layer.provideMerge(PersistenceWorker.layer()),
   Layer.provideMerge(storeLayer),

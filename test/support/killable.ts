@@ -29,6 +29,7 @@ export const runKillable = (script: string, args: ReadonlyArray<string>, killAft
     proc.on("exit", (code, signal) => {
       clearTimeout(timer)
       if (signal !== "SIGKILL" && code !== 0) return reject(new Error(`child exited ${code}: ${err}`))
-      resolve({ printed: out.split("\n").filter((l) => l !== "").map(Number), killed: signal === "SIGKILL" })
+      // Only the child's number lines: a log line (a lease renewal retried under load) is not a delivery.
+      resolve({ printed: out.split("\n").filter((l) => /^\d+$/.test(l)).map(Number), killed: signal === "SIGKILL" })
     })
   })

@@ -3,7 +3,7 @@
  * and the rules for when each is written. Synchronous and clock-free (every time is
  * an argument, epoch ms), so the rules are tested without Effects.
  *
- * Fresh cursors (never failed) are written together once the oldest has waited
+ * Untried cursors (never written yet) are written together once the oldest has waited
  * `flushInterval`, or at once when `batchSize` sessions are waiting; a failed cursor
  * waits for its own retry time. A batch taken by `due` is settled by `succeeded` or
  * `failed` before anything else is absorbed.
@@ -14,7 +14,7 @@ import type { PersistenceRequest } from "../PersistenceWorker.js"
 export interface PendingSettings {
   readonly batchSize: number
   readonly flushIntervalMillis: number
-  readonly maxAttempts: number
+  readonly maxSaveAttempts: number
   readonly retryBaseMillis: number
 }
 
@@ -25,17 +25,18 @@ interface Entry {
   recentIds: PersistenceRequest["recentIds"]
   epoch: number | undefined
   onFenced: PersistenceRequest["onFenced"]
+  stream: string | undefined
   /** The oldest event this cursor covers that is not durable yet. */
   firstRecordedAt: number
   /** Failed writes since it was absorbed, or since it last counted as given up. */
   attempt: number
-  /** When a failed write is retried; undefined while fresh. */
+  /** When a failed write is retried; undefined while untried. */
   retryAt: number | undefined
 }
 
 /** What a failed write did to the table, for the worker's metrics and log. */
 export interface FailedWrite {
-  /** Cursors that reached `maxAttempts` (counted as failed; kept, their backoff starts over). */
+  /** Cursors that reached `maxSaveAttempts` (counted as failed; kept, their backoff starts over). */
   readonly gaveUp: number
   /** Whether some cursor failed for the first time (so the failure is worth a log line). */
   readonly firstFailure: boolean
@@ -48,9 +49,9 @@ const maxBackoffFactor = 100
 
 export class PendingTable {
   private readonly entries = new Map<string, Entry>()
-  /** Entries that never failed. */
-  private fresh = 0
-  /** When the fresh entries are written; undefined when there are none. */
+  /** Entries not tried yet (none of their writes failed). */
+  private untried = 0
+  /** When the untried entries are written; undefined when there are none. */
   private flushAt: number | undefined = undefined
   /** The earliest retry of a failed entry. */
   private retryAt = Infinity
@@ -76,11 +77,12 @@ export class PendingTable {
         recentIds: request.recentIds,
         epoch: request.epoch,
         onFenced: request.onFenced,
+        stream: request.stream,
         firstRecordedAt: request.recordedAt,
         attempt: 0,
         retryAt: undefined
       })
-      this.fresh++
+      this.untried++
       if (this.flushAt === undefined) this.flushAt = now + this.settings.flushIntervalMillis
       return false
     }
@@ -93,6 +95,7 @@ export class PendingTable {
       held.recentIds = request.recentIds
       held.epoch = request.epoch
       held.onFenced = request.onFenced
+      held.stream = request.stream
     }
     if (request.recordedAt < held.firstRecordedAt) held.firstRecordedAt = request.recordedAt
     return true
@@ -100,19 +103,19 @@ export class PendingTable {
 
   /**
    * When the next write is due, or undefined when nothing is held. While `draining`,
-   * fresh cursors are due at once; failed ones keep their backoff.
+   * untried cursors are due at once; failed ones keep their backoff.
    */
   nextWrite(draining = false): number | undefined {
-    const freshAt = this.fresh === 0
+    const untriedAt = this.untried === 0
       ? Infinity
       : draining || this.entries.size >= this.settings.batchSize
       ? -Infinity
       : this.flushAt!
-    const at = Math.min(freshAt, this.retryAt)
+    const at = Math.min(untriedAt, this.retryAt)
     return at === Infinity ? undefined : at
   }
 
-  /** The cursors due at `now` (fresh or past their retry time), at most `batchSize`. */
+  /** The cursors due at `now` (untried or past their retry time), at most `batchSize`. */
   due(now: number): ReadonlyArray<Cursor> {
     const batch: Array<Cursor> = []
     for (const [sessionId, held] of this.entries) {
@@ -123,7 +126,8 @@ export class PendingTable {
         seq: held.seq,
         recentIds: held.recentIds?.(held.eventId),
         updatedAt: now,
-        epoch: held.epoch
+        epoch: held.epoch,
+        stream: held.stream
       })
       if (batch.length === this.settings.batchSize) break
     }
@@ -155,7 +159,7 @@ export class PendingTable {
    * cursors and instances that failed together do not retry together.
    */
   failed(batch: ReadonlyArray<Cursor>, now: number, random: number): FailedWrite {
-    const { maxAttempts, retryBaseMillis } = this.settings
+    const { maxSaveAttempts, retryBaseMillis } = this.settings
     let gaveUp = 0
     let firstFailure = false
     for (const cursor of batch) {
@@ -164,7 +168,7 @@ export class PendingTable {
       if (held.attempt === 1) firstFailure = true
       const factor = Math.min(maxBackoffFactor, 2 ** (held.attempt - 1))
       held.retryAt = now + Math.ceil(retryBaseMillis * factor * (0.5 + random / 2))
-      if (held.attempt >= maxAttempts) {
+      if (held.attempt >= maxSaveAttempts) {
         gaveUp++
         held.attempt = 0
       }
@@ -175,13 +179,13 @@ export class PendingTable {
 
   /** Recounts the schedule after a write: O(size), once per batch. */
   private reschedule(now: number): void {
-    this.fresh = 0
+    this.untried = 0
     this.retryAt = Infinity
     for (const held of this.entries.values()) {
-      if (held.retryAt === undefined) this.fresh++
+      if (held.retryAt === undefined) this.untried++
       else if (held.retryAt < this.retryAt) this.retryAt = held.retryAt
     }
-    if (this.fresh === 0) this.flushAt = undefined
+    if (this.untried === 0) this.flushAt = undefined
     else if (this.flushAt === undefined) this.flushAt = now + this.settings.flushIntervalMillis
   }
 }
