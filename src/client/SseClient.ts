@@ -59,7 +59,13 @@ import {
   type SseRetriesExhausted
 } from "./internal/reconnect.js"
 import { ReconnectTrigger } from "./internal/reconnectTrigger.js"
-import { defaultMaxRedirects, follow, type Followed, type SseRedirectError } from "./internal/redirect.js"
+import {
+  defaultMaxRedirects,
+  follow,
+  type Followed,
+  type SseRedirectError,
+  withoutCredentials
+} from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
 import { takeRecordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
 import { tryRecordNow } from "./internal/recordNow.js"
@@ -126,6 +132,16 @@ export interface Settings {
    */
   readonly maxRedirects: number
   /**
+   * Follow a redirect to another origin (scheme, host or port differ from the
+   * request's). Off (the default), it fails with `SseRedirectError` (reason
+   * "crossOrigin") before anything is sent there, so no credential reaches it,
+   * whoever added it. On, the hop is sent without `Authorization`,
+   * `Proxy-Authorization` and `Cookie`, also those the HttpClient adds
+   * (`HttpClient.mapRequest`); through a `FetchHttpClient.Fetch` of the caller's,
+   * which may add any header, it still fails.
+   */
+  readonly crossOriginRedirects: boolean
+  /**
    * Send the current trace as `traceparent`/`b3` headers. Off, a third-party
    * server sees no internal trace ids, and a browser makes no CORS preflight for them.
    */
@@ -141,6 +157,7 @@ export const defaults: Settings = {
   maxDelay: Duration.seconds(30),
   maxRetryAfter: Duration.minutes(10),
   maxRedirects: defaultMaxRedirects,
+  crossOriginRedirects: false,
   tracePropagation: true
 }
 
@@ -173,6 +190,10 @@ export const config: Config.Config<Settings> = Config.all({
     Config.validate({ message: "must be a whole number ≥ 0", validation: (n) => n >= 0 }),
     Config.withDefault(defaults.maxRedirects),
     Config.withDescription("Redirects followed per connection (0: none)")
+  ),
+  crossOriginRedirects: Config.boolean("SSE_CROSS_ORIGIN_REDIRECTS").pipe(
+    Config.withDefault(defaults.crossOriginRedirects),
+    Config.withDescription("Follow redirects to another origin (sent without credentials)")
   ),
   tracePropagation: Config.boolean("SSE_TRACE_PROPAGATION").pipe(
     Config.withDefault(defaults.tracePropagation),
@@ -257,12 +278,15 @@ interface Run<E, EH, RH> {
   readonly trigger: ReconnectTrigger
   /** Aborts a request when the scope it ran in closes. */
   readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  /** `client` for a hop to another origin: what its request mapping added, credentials are taken off. */
+  readonly crossOriginClient: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
   readonly tracker: EventTracker.EventTracker<E>
   readonly headers: Effect.Effect<Headers.Input | undefined, EH, RH>
   readonly onConnection: (status: ConnectionStatus) => Effect.Effect<void>
   readonly idleTimeout: Duration.Duration
   readonly maxEventBytes: number
   readonly maxRedirects: number
+  readonly crossOriginRedirects: boolean
   readonly maxRetryAfter: number
   readonly budget: RetryBudget
   /** The server's latest `retry:` in ms; per spec it outlives the connection that sent it. */
@@ -308,18 +332,21 @@ const makeRun = <E, EH, RH>(
       yield* tracker.restore({ lastEventId: Option.some(options.lastEventId).pipe(Option.filter((id) => id !== "")), recentIds })
     }
     const resendable = isSafeMethod(request.method)
+    const client = HttpClient.withScope(settings.tracePropagation ? base : HttpClient.withTracerPropagation(base, false))
     return {
       request,
       resendable,
       resume: resendable || options.resumeWith === undefined ? undefined : resumeRequest(request, options.resumeWith),
       trigger,
-      client: HttpClient.withScope(settings.tracePropagation ? base : HttpClient.withTracerPropagation(base, false)),
+      client,
+      crossOriginClient: HttpClient.mapRequest(client, withoutCredentials),
       tracker,
       headers: options.headers ?? Effect.succeed(undefined),
       onConnection: options.onConnection ?? (() => Effect.void),
       idleTimeout: Duration.decode(settings.idleTimeout),
       maxEventBytes: settings.maxEventBytes,
       maxRedirects: settings.maxRedirects,
+      crossOriginRedirects: settings.crossOriginRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
       budget: new RetryBudget(options.schedule ?? backoffOf(settings), settings.maxAttempts),
       serverRetry: undefined
@@ -528,8 +555,9 @@ const awaitResponse = <E, EH, RH>(
 ): Effect.Effect<Followed, HttpClientError.HttpClientError | IdleTimeout | SseRedirectError> =>
   follow(request, {
     maxRedirects: run.maxRedirects,
-    execute: (hop) =>
-      run.client.execute(hop).pipe(
+    crossOrigin: run.crossOriginRedirects,
+    execute: (request, hop) =>
+      (hop.crossOrigin ? run.crossOriginClient : run.client).execute(request).pipe(
         // A server that accepts and then says nothing is as idle as a silent body.
         Effect.timeoutFail({ onTimeout: () => new IdleTimeout(), duration: run.idleTimeout })
       )

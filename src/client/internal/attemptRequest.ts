@@ -1,9 +1,8 @@
 /**
  * The request of one attempt: the caller's request and headers, with what SSE
  * adds — `Accept` unless the caller chose one, and the resume point as
- * `Last-Event-ID`. No `Cache-Control`: it is not a CORS-safelisted header, so in
- * a browser it would make every cross-origin GET wait for a preflight; fetch
- * layers ask for no caching with `RequestInit.cache` instead (see redirect.ts).
+ * `Last-Event-ID`. `Cache-Control` is added per hop in redirect.ts, where it can
+ * be kept off fetch layers (a browser would preflight every cross-origin GET for it).
  */
 import type * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"

@@ -8,7 +8,6 @@ import * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Data, type Duration, Option } from "effect"
 import type { ReconnectReason } from "./reconnect.js"
-import { bodyHeaders } from "./redirect.js"
 
 /**
  * The methods RFC 9110 calls safe (GET, HEAD, OPTIONS, TRACE): read-only, so a
@@ -19,6 +18,9 @@ export const isSafeMethod = (method: string): boolean => {
   const upper = method.toUpperCase()
   return upper === "GET" || upper === "HEAD" || upper === "OPTIONS" || upper === "TRACE"
 }
+
+/** Fetch's request-body-header names, dropped with the body when a request turns into a GET. */
+export const bodyHeaders = ["content-encoding", "content-language", "content-location", "content-type", "content-length"]
 
 /**
  * How the request that resumes a stream started by an unsafe method is built
