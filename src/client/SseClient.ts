@@ -58,6 +58,7 @@ import {
   RetryBudget,
   type SseRetriesExhausted
 } from "./internal/reconnect.js"
+import { noTags } from "./internal/metricTags.js"
 import { ReconnectTrigger } from "./internal/reconnectTrigger.js"
 import {
   defaultMaxRedirects,
@@ -67,8 +68,7 @@ import {
   withoutCredentials
 } from "./internal/redirect.js"
 import { classify, type SseContentTypeError, type SseHttpError } from "./internal/response.js"
-import { takeRecordedBeforeFailure } from "./internal/recordedBeforeFailure.js"
-import { tryRecordNow } from "./internal/recordNow.js"
+import { recordedAs, recorderOf, takeRecordedBeforeFailure } from "./internal/tracker.js"
 import { isSafeMethod, type ResumeWith, resumeRequest, SseStreamDropped } from "./internal/resume.js"
 import { positiveDuration, positiveInt } from "../internal/settings.js"
 import * as Sse from "../wire/Sse.js"
@@ -258,7 +258,6 @@ export const bytesReceived = Metric.counter("sse_bytes_received", {
   incremental: true
 })
 
-const noTags: ReadonlyArray<never> = []
 /** The abnormal ends, counted in `connectionErrors`: not a graceful close, not a requested reconnect. */
 const errorTags: Partial<Record<ReconnectReason, ReadonlyArray<MetricLabel.MetricLabel>>> = {
   transport: [MetricLabel.make("reason", "transport")],
@@ -654,21 +653,24 @@ const readEvents = <E, EH, RH>(
 ): EventReader<E> => {
   type Reader = EventReader<E>
   let delivered = false
+  const recorder = recorderOf(run.tracker)
   // Runs when downstream asks for more: only then does the next read start.
   const nextRead = (): Reader => {
     watchdog.reading()
     return read
   }
-  const deliver = (kept: ReadonlyArray<SseEvent>, next: () => Reader): Reader => {
-    if (kept.length === 0) return next()
-    delivered = true
-    return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(kept)), next)
+  const deliver = (kept: ReadonlyArray<SseEvent>, withIdOnly: ReadonlyArray<SseEvent> | undefined, next: () => Reader): Reader => {
+    if (kept.length === 0 && withIdOnly === undefined) return next()
+    if (kept.length > 0) delivered = true
+    const chunk = Chunk.unsafeFromArray(kept)
+    if (withIdOnly !== undefined) recordedAs.set(chunk, withIdOnly)
+    return Channel.flatMap(Channel.write(chunk), next)
   }
   const emit = (events: Array<SseEvent>, next: () => Reader): Reader => {
     if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
     if (events.length === 0) return next()
     eventsReceived.unsafeUpdate(events.length, noTags)
-    if (tryRecordNow(run.tracker, events)) return deliver(events, next)
+    if (recorder !== undefined && recorder.recordInPlace(events)) return deliver(events, recorder.withIdOnly, next)
     return Channel.flatMap(Channel.fromEffect(Effect.either(run.tracker.recordAll(events, keepWithoutId))), (result) => {
       if (Either.isLeft(result)) {
         // A callback failed partway: the events before it are recorded, so they go out first.
@@ -676,7 +678,8 @@ const readEvents = <E, EH, RH>(
         const failed = Channel.fail(result.left)
         return before.length === 0 ? failed : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(before)), failed)
       }
-      return deliver(result.right, next)
+      // A tracker with callbacks ran them for the id-only blocks itself.
+      return deliver(result.right, undefined, next)
     })
   }
   const closed = (): Reader => Channel.succeed<BodyEnd>({ reason: "closed", delivered })
