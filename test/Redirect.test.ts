@@ -506,6 +506,41 @@ layers.forEach(([name, layer]) =>
   })
 )
 
+layers.forEach(([name, layer]) =>
+  describe(`SseClient on ${name}: a server that cannot be reached (issue 19)`, () => {
+    it.scopedLive("connectAttempts: 1 fails at once, naming the cause; onConnection is told it too", () =>
+      Effect.gen(function*() {
+        const causes: Array<string> = []
+        // A port just freed: nothing listens (fetch refuses port 1 itself, as a "bad port").
+        const free = yield* Effect.scoped(serve((_req, res) => ok(res)))
+        const refused = `${free.origin}/events`
+        const address = free.origin.slice("http://".length)
+        const started = Date.now()
+        const error = yield* SseClient.stream(HttpClientRequest.get(refused), {
+          maxAttempts: 5,
+          connectAttempts: 1,
+          initialDelay: "5 seconds",
+          onConnection: (status) => Effect.sync(() => status.state === "reconnecting" && causes.push(status.cause))
+        }).pipe(Stream.runDrain, Effect.flip)
+        expect(error).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 1 })
+        if (error._tag !== "SseRetriesExhausted") return
+        expect(error.lastCause).toContain(`ECONNREFUSED ${address}`)
+        expect(error.message).toContain(`ECONNREFUSED ${address}`)
+        // No backoff waited: the first refusal ended it.
+        expect(Date.now() - started).toBeLessThan(4_000)
+        // With the default (maxAttempts), the hook hears each refusal, in words.
+        const second = yield* SseClient.stream(HttpClientRequest.get(refused), {
+          maxAttempts: 2,
+          initialDelay: "5 millis",
+          onConnection: (status) => Effect.sync(() => status.state === "reconnecting" && causes.push(status.cause))
+        }).pipe(Stream.runDrain, Effect.flip)
+        expect(second).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 2 })
+        expect(causes).toHaveLength(1)
+        expect(causes[0]).toContain(`ECONNREFUSED ${address}`)
+      }).pipe(Effect.provide(layer)))
+  })
+)
+
 describe("SseClient on FetchHttpClient: no Cache-Control of ours (issue 19)", () => {
   it.scopedLive("fetch adds its own after its CORS check (cache: no-store); with another cache mode, none is sent", () =>
     Effect.gen(function*() {

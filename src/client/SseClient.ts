@@ -52,6 +52,7 @@ import { IdleWatchdog } from "./internal/idleWatchdog.js"
 import { Parser, type SseEventTooLarge } from "../wire/internal/parser.js"
 import {
   backoff,
+  causeText,
   type Reconnect,
   type ReconnectReason,
   reconnectDelay,
@@ -102,6 +103,8 @@ export type ConnectionStatus =
     readonly reason: ReconnectReason
     readonly delayMillis: number
     readonly status?: number
+    /** Why the attempt ended, in words: `connect ECONNREFUSED 127.0.0.1:1`, `HTTP 503`, … */
+    readonly cause: string
   }
 
 // --- Settings ---
@@ -116,6 +119,12 @@ export interface Settings {
   readonly idleTimeout: Duration.DurationInput
   /** Consecutive attempts without a new event before the stream fails with `SseRetriesExhausted`. */
   readonly maxAttempts: number
+  /**
+   * Attempts allowed before the first one answered with an event stream (at most
+   * `maxAttempts`); undefined: `maxAttempts`. 1 fails at once when the server
+   * cannot be reached at all (a wrong port or host), as a command line wants.
+   */
+  readonly connectAttempts: number | undefined
   /** The most bytes one event may hold (data, id and event type); past it the stream fails with `SseEventTooLarge`. */
   readonly maxEventBytes: number
   /** The window of the tracker made when none is given: how many recent ids are de-duplicated. */
@@ -151,6 +160,7 @@ export interface Settings {
 export const defaults: Settings = {
   idleTimeout: Duration.seconds(60),
   maxAttempts: 10,
+  connectAttempts: undefined,
   maxEventBytes: Sse.defaultMaxEventBytes,
   maxTracked: 10_000,
   initialDelay: Duration.millis(500),
@@ -172,6 +182,12 @@ export const config: Config.Config<Settings> = Config.all({
     "SSE_MAX_ATTEMPTS",
     defaults.maxAttempts,
     "Consecutive attempts without a new event before giving up"
+  ),
+  connectAttempts: Config.integer("SSE_CONNECT_ATTEMPTS").pipe(
+    Config.validate({ message: "must be a whole number ≥ 1", validation: (n) => n >= 1 }),
+    Config.option,
+    Config.map(Option.getOrUndefined),
+    Config.withDescription("Attempts allowed before the first connection (default: SSE_MAX_ATTEMPTS)")
   ),
   maxEventBytes: positiveInt("SSE_MAX_EVENT_BYTES", defaults.maxEventBytes, "The most bytes one event may hold"),
   maxTracked: positiveInt("SSE_MAX_TRACKED", defaults.maxTracked, "How many recent event ids are de-duplicated"),
@@ -347,7 +363,7 @@ const makeRun = <E, EH, RH>(
       maxRedirects: settings.maxRedirects,
       crossOriginRedirects: settings.crossOriginRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
-      budget: new RetryBudget(options.schedule ?? backoffOf(settings), settings.maxAttempts),
+      budget: new RetryBudget(options.schedule ?? backoffOf(settings), settings.maxAttempts, settings.connectAttempts),
       serverRetry: undefined
     }
   })
@@ -453,10 +469,11 @@ const pauseBeforeReconnect = <E, EH, RH>(
       })
     }
     reconnects.unsafeUpdate(1, noTags)
+    const cause = causeText(ended)
     yield* run.onConnection(
       ended.status === undefined
-        ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay }
-        : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status }
+        ? { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, cause }
+        : { state: "reconnecting", attempt: ended.attempt, reason: ended.reason, delayMillis: delay, status: ended.status, cause }
     )
     yield* run.trigger.raceRequest(Effect.sleep(delay), Effect.void).pipe(
       Effect.withSpan("sse.reconnect", {
@@ -534,6 +551,7 @@ const connection = <E, EH, RH>(
         return Channel.succeed(ended(retryAfter === undefined ? { reason: "status", status } : { reason: "status", status, retryAfter }))
       }
       case "Read":
+        run.budget.connect()
         yield* run.onConnection({ state: "connected", attempt, status: response.status })
         return Channel.map(
           yield* readBody(run, response, requestScope, requested),

@@ -24,16 +24,55 @@ export interface Reconnect {
   readonly cause?: unknown
 }
 
-/** `maxAttempts` consecutive attempts delivered nothing new, or the schedule gave up. */
+/**
+ * `maxAttempts` consecutive attempts delivered nothing new, `connectAttempts`
+ * never reached the server, or the schedule gave up.
+ */
 export class SseRetriesExhausted extends Data.TaggedError("SseRetriesExhausted")<{
   /** Consecutive attempts without a new event. */
   readonly attempts: number
   /** How the last attempt ended. */
   readonly last: Reconnect
 }> {
+  /** Why the last attempt ended, in words: `connect ECONNREFUSED 127.0.0.1:1`, `HTTP 503`, … */
+  get lastCause(): string {
+    return causeText(this.last)
+  }
   override get message() {
-    return `SSE gave up after ${this.attempts} attempts; the last ended with ${this.last.reason}` +
-      (this.last.status === undefined ? "" : ` (HTTP ${this.last.status})`)
+    return `SSE gave up after ${this.attempts} attempts; the last ended with ${this.last.reason}: ${this.lastCause}`
+  }
+}
+
+/** The innermost message of an error chain (`cause`, or an AggregateError's `errors`): where the failure is named. */
+const innermostMessage = (error: unknown): string | undefined => {
+  let message: string | undefined
+  // Bounded: a chain may be cyclic.
+  for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
+    const { cause, errors, message: own } = error as { cause?: unknown; errors?: unknown; message?: unknown }
+    if (Array.isArray(errors) && errors.length > 0) {
+      // Happy eyeballs tried every address: each one's failure, once.
+      const each = [...new Set(errors.map((inner) => innermostMessage(inner)).filter((m) => m !== undefined))]
+      if (each.length > 0) return each.join("; ")
+    }
+    if (typeof own === "string" && own !== "") message = own
+    error = cause
+  }
+  return message
+}
+
+/** Why an attempt ended, in words, for messages and the connection hook. */
+export const causeText = (ended: Omit<Reconnect, "attempt">): string => {
+  switch (ended.reason) {
+    case "transport":
+      return innermostMessage(ended.cause) ?? "the connection failed"
+    case "status":
+      return `HTTP ${ended.status}`
+    case "idle":
+      return "no data within idleTimeout"
+    case "closed":
+      return "the server closed the stream"
+    case "requested":
+      return "a reconnect was requested"
   }
 }
 
@@ -84,19 +123,27 @@ export const reconnectDelay = (delays: {
 export class RetryBudget {
   private failures = 0
   private state: unknown
+  /** Whether an attempt was answered with an event stream: until then `connectAttempts` bounds the budget. */
+  private connected = false
 
   constructor(
     private readonly schedule: Schedule.Schedule<unknown, Reconnect>,
-    private readonly maxAttempts: number
+    private readonly maxAttempts: number,
+    private readonly connectAttempts: number = maxAttempts
   ) {
     this.state = schedule.initial
+  }
+
+  /** An attempt was answered with an event stream. */
+  connect(): void {
+    this.connected = true
   }
 
   /** Spends the budget for `ended`; the schedule's delay in ms, or exhaustion. */
   next(ended: Reconnect, delivered: boolean, now: number): Effect.Effect<number, SseRetriesExhausted> {
     if (delivered) {
       this.refill()
-    } else if (++this.failures >= this.maxAttempts) {
+    } else if (++this.failures >= (this.connected ? this.maxAttempts : Math.min(this.maxAttempts, this.connectAttempts))) {
       return Effect.fail(new SseRetriesExhausted({ attempts: this.failures, last: ended }))
     }
     return Effect.flatMap(this.schedule.step(now, ended, this.state), ([next, , decision]) => {
