@@ -403,6 +403,22 @@ describe("EventTracker window and resume point (examples)", () => {
 })
 
 describe("IdWindow", () => {
+  it("ids around 2^31 and of 10 digits are held exactly: admitted once, given back as sent (issue 19)", () => {
+    const ids = ["999999999", "1000000000", "2147483646", "2147483647", "2147483648", "3000000000", "4294967296", "9999999999"]
+    const window = new IdWindow(100)
+    for (const id of ids) expect(window.admit(id)).toBe(true)
+    for (const id of ids) {
+      expect(window.admit(id)).toBe(false)
+      expect(window.has(id)).toBe(true)
+    }
+    expect(window.oldestFirst()).toEqual(ids)
+    // Evicted exactly too: a window of 1 forgets each as the next comes.
+    const one = new IdWindow(1)
+    for (const id of ids) expect(one.admit(id)).toBe(true)
+    expect(one.oldestFirst()).toEqual(["9999999999"])
+    expect(one.has("3000000000")).toBe(false)
+  })
+
   it("evicts the oldest id once full, and keeps decimal look-alikes apart", () => {
     const window = new IdWindow(3)
     expect(["7", "07", "7", "a", "b"].map((id) => window.admit(id))).toEqual([true, true, false, true, true])
