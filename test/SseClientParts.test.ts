@@ -8,14 +8,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scheduler, Scope, Stream, TestClock } from "effect"
 import { attemptRequest, lastEventIdHeader } from "../src/client/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/client/internal/idleWatchdog.js"
-import {
-  causeText,
-  maxSleepMillis,
-  type Reconnect,
-  reconnectDelay,
-  RetryBudget,
-  SseRetriesExhausted
-} from "../src/client/internal/reconnect.js"
+import { causeText } from "../src/client/internal/causeText.js"
+import { maxSleepMillis, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
+import { type Reconnect, SseRetriesExhausted } from "../src/client/SseClientError.js"
 import { classify, parseRetryAfter } from "../src/client/internal/response.js"
 import { settle } from "./support/settle.js"
 

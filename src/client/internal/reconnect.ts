@@ -3,78 +3,13 @@
  * nothing new), the reconnect schedule, and the delay before the next attempt,
  * which the server may lengthen with `retry:` or `Retry-After`, within caps.
  */
-import { Data, Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { type Reconnect, SseRetriesExhausted } from "../SseClientError.js"
 
-/**
- * Why a connection ended: the server closed the body, the transport failed
- * (refused, reset, cut mid-body), no byte arrived within `idleTimeout`, the
- * server answered a transient status (408, 429, 500, 502, 503, 504), or the
- * caller asked for a reconnect (`reconnectNow`).
- */
-export type ReconnectReason = "closed" | "transport" | "idle" | "status" | "requested"
 
-/** One ended attempt, as the reconnect schedule sees it. */
-export interface Reconnect {
-  readonly reason: ReconnectReason
-  /** 1-based count of attempts made by this stream. */
-  readonly attempt: number
-  readonly status?: number
-  /** The server's `Retry-After` on 429 or 503. */
-  readonly retryAfter?: Duration.Duration
-  readonly cause?: unknown
-}
 
-/**
- * `maxAttempts` consecutive attempts delivered nothing new, `connectAttempts`
- * never reached the server, or the schedule gave up.
- */
-export class SseRetriesExhausted extends Data.TaggedError("SseRetriesExhausted")<{
-  /** Consecutive attempts without a new event. */
-  readonly attempts: number
-  /** How the last attempt ended. */
-  readonly last: Reconnect
-}> {
-  /** Why the last attempt ended, in words: `connect ECONNREFUSED 127.0.0.1:1`, `HTTP 503`, … */
-  get lastCause(): string {
-    return causeText(this.last)
-  }
-  override get message() {
-    return `SSE gave up after ${this.attempts} attempts; the last ended with ${this.last.reason}: ${this.lastCause}`
-  }
-}
 
-/** The innermost message of an error chain (`cause`, or an AggregateError's `errors`): where the failure is named. */
-const innermostMessage = (error: unknown): string | undefined => {
-  let message: string | undefined
-  // Bounded: a chain may be cyclic.
-  for (let depth = 0; depth < 8 && typeof error === "object" && error !== null; depth++) {
-    const { cause, errors, message: own } = error as { cause?: unknown; errors?: unknown; message?: unknown }
-    if (Array.isArray(errors) && errors.length > 0) {
-      // Happy eyeballs tried every address: each one's failure, once.
-      const each = [...new Set(errors.map((inner) => innermostMessage(inner)).filter((m) => m !== undefined))]
-      if (each.length > 0) return each.join("; ")
-    }
-    if (typeof own === "string" && own !== "") message = own
-    error = cause
-  }
-  return message
-}
 
-/** Why an attempt ended, in words, for messages and the connection hook. */
-export const causeText = (ended: Omit<Reconnect, "attempt">): string => {
-  switch (ended.reason) {
-    case "transport":
-      return innermostMessage(ended.cause) ?? "the connection failed"
-    case "status":
-      return `HTTP ${ended.status}`
-    case "idle":
-      return "no data within idleTimeout"
-    case "closed":
-      return "the server closed the stream"
-    case "requested":
-      return "a reconnect was requested"
-  }
-}
 
 /**
  * The longest sleep Effect's clock can time: it treats anything longer as

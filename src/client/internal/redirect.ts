@@ -11,45 +11,13 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
-import { Data, Effect, Either, ExecutionStrategy, Exit, Option, Scope } from "effect"
+import { Effect, Either, ExecutionStrategy, Exit, Option, Scope } from "effect"
+import { type RedirectFailure, SseRedirectError } from "../SseClientError.js"
 import { bodyHeaders, isSafeMethod } from "./resume.js"
 
 /** Fetch's limit, and the default of `maxRedirects`. */
 export const defaultMaxRedirects = 20
 
-export type RedirectFailure =
-  | "loop"
-  | "tooMany"
-  | "noLocation"
-  | "badLocation"
-  | "bodyNotReplayable"
-  | "hidden"
-  | "crossOrigin"
-
-export class SseRedirectError extends Data.TaggedError("SseRedirectError")<{
-  readonly reason: RedirectFailure
-  /** Every URL requested, the original first; for a loop, then the URL it leads back to. */
-  readonly chain: ReadonlyArray<string>
-  readonly status: number
-  /** The `Location` header of the last answer, as sent. */
-  readonly location: string | undefined
-}> {
-  override get message() {
-    const last = this.chain[this.reason === "loop" ? this.chain.length - 2 : this.chain.length - 1]
-    const why = {
-      loop: "redirects in a loop",
-      tooMany: `redirects more than ${this.chain.length - 1} times`,
-      noLocation: "redirects without a Location header",
-      badLocation: `redirects to an unusable Location ${JSON.stringify(this.location)}`,
-      bodyNotReplayable: "redirects a streamed body, which cannot be sent again",
-      hidden: "redirects, and this platform's fetch (a browser's) hides where to: " +
-        "a request of a method that is not safe is not sent a second time to let fetch follow it",
-      crossOrigin: `redirects to another origin (${JSON.stringify(this.location)}), not followed: ` +
-        "a credential added by the caller's HttpClient or fetch could reach it (crossOriginRedirects)"
-    }[this.reason]
-    return `SSE request to ${last} ${why} (HTTP ${this.status}; chain: ${this.chain.join(" -> ")})`
-  }
-}
 
 /** The statuses fetch follows; any other 3xx (300, 304, ...) is an answer. */
 export const isRedirect = (status: number): boolean =>
