@@ -13,6 +13,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
 import { Effect, Either, ExecutionStrategy, Exit, Option, Scope } from "effect"
 import { type RedirectFailure, SseRedirectError } from "../SseClientError.js"
+import { sourceOf } from "./body.js"
 import { bodyHeaders, isSafeMethod } from "./resume.js"
 
 /** Fetch's limit, and the default of `maxRedirects`. */
@@ -73,7 +74,7 @@ const crossOriginHop: Hop = { crossOrigin: true }
  * its `source`) the Response's type decides; elsewhere status 0 does.
  */
 export const isHiddenRedirect = (response: HttpClientResponse.HttpClientResponse): boolean => {
-  const source = (response as unknown as { readonly source?: unknown }).source
+  const source = sourceOf(response)
   return typeof Response !== "undefined" && source instanceof Response
     ? source.type === "opaqueredirect"
     : response.status === 0
