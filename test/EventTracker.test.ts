@@ -30,7 +30,7 @@ const noId = (data: string) => new SseEvent({ data })
 const counterValue = (counter: Metric.Metric.Counter<number>) =>
   Effect.map(Metric.value(counter), (state) => state.count)
 
-describe("EventTracker (the seed card's cases)", () => {
+describe("EventTracker (the cases of the original Rust tracker)", () => {
   it.effect("test_async_callback_called: the async callback receives the new id", () =>
     Effect.gen(function*() {
       const received = yield* Queue.bounded<string>(10)
@@ -96,7 +96,7 @@ describe("EventTracker (the seed card's cases)", () => {
 })
 
 describe("EventTracker", () => {
-  it("SseEvent defaults like the card's Default::default()", () => {
+  it("SseEvent defaults like the original Rust tracker's Default::default()", () => {
     const event = new SseEvent({ id: "test-123" })
     expect(event.id).toBe("test-123")
     expect(event.event).toBe("message")
