@@ -1,6 +1,25 @@
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Data, Effect, Exit, FastCheck as fc, Fiber, Metric, Option, Queue, TestClock } from "effect"
-import { Backpressure, EventTracker, SseEvent } from "../src/index.js"
+import {
+  Cause,
+  Chunk,
+  Context,
+  Data,
+  Effect,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  Metric,
+  Option,
+  Queue,
+  type Scope,
+  Stream,
+  TestClock
+} from "effect"
+import { Backpressure, EventTracker, SseClient, SseEvent } from "../src/index.js"
+import * as SseServer from "./support/SseServer.js"
 import { IdWindow } from "../src/client/internal/idWindow.js"
 import { idOnly } from "../src/wire/internal/idOnly.js"
 
@@ -11,7 +30,7 @@ const noId = (data: string) => new SseEvent({ data })
 const counterValue = (counter: Metric.Metric.Counter<number>) =>
   Effect.map(Metric.value(counter), (state) => state.count)
 
-describe("EventTracker (the seed card's cases)", () => {
+describe("EventTracker (the cases of the original Rust tracker)", () => {
   it.effect("test_async_callback_called: the async callback receives the new id", () =>
     Effect.gen(function*() {
       const received = yield* Queue.bounded<string>(10)
@@ -77,7 +96,7 @@ describe("EventTracker (the seed card's cases)", () => {
 })
 
 describe("EventTracker", () => {
-  it("SseEvent defaults like the card's Default::default()", () => {
+  it("SseEvent defaults like the original Rust tracker's Default::default()", () => {
     const event = new SseEvent({ id: "test-123" })
     expect(event.id).toBe("test-123")
     expect(event.event).toBe("message")
@@ -384,6 +403,22 @@ describe("EventTracker window and resume point (examples)", () => {
 })
 
 describe("IdWindow", () => {
+  it("ids around 2^31 and of 10 digits are held exactly: admitted once, given back as sent (issue 19)", () => {
+    const ids = ["999999999", "1000000000", "2147483646", "2147483647", "2147483648", "3000000000", "4294967296", "9999999999"]
+    const window = new IdWindow(100)
+    for (const id of ids) expect(window.admit(id)).toBe(true)
+    for (const id of ids) {
+      expect(window.admit(id)).toBe(false)
+      expect(window.has(id)).toBe(true)
+    }
+    expect(window.oldestFirst()).toEqual(ids)
+    // Evicted exactly too: a window of 1 forgets each as the next comes.
+    const one = new IdWindow(1)
+    for (const id of ids) expect(one.admit(id)).toBe(true)
+    expect(one.oldestFirst()).toEqual(["9999999999"])
+    expect(one.has("3000000000")).toBe(false)
+  })
+
   it("evicts the oldest id once full, and keeps decimal look-alikes apart", () => {
     const window = new IdWindow(3)
     expect(["7", "07", "7", "a", "b"].map((id) => window.admit(id))).toEqual([true, true, false, true, true])
@@ -562,4 +597,77 @@ describe("EventTracker properties", () => {
       }),
     { fastCheck: { numRuns: 200 } }
   )
+})
+
+describe("EventTracker: commit after handling, with the client's copy deduping (issue 19)", () => {
+  const fast = { initialDelay: "5 millis", maxDelay: "20 millis" } as const
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 30))
+
+  /**
+   * Streams `url` through a copy of `session`, as the README and `sse-resume tail`
+   * do: each chunk is handled, then recorded into the session.
+   */
+  const commitAfterHandling = (url: string, session: EventTracker.EventTracker<never>) =>
+    Effect.gen(function*() {
+      const handled: Array<string | undefined> = []
+      yield* SseClient.stream(HttpClientRequest.get(url), { ...fast, tracker: yield* EventTracker.copy(session) }).pipe(
+        Stream.runForEachChunk((chunk) =>
+          Effect.zipRight(Effect.sync(() => handled.push(...Chunk.map(chunk, (event) => event.id))), session.recordAll(chunk))
+        )
+      )
+      return handled
+    })
+
+  /** Serves `first` (one write per element, a pause between) once, then 204. */
+  const serving = (first: ReadonlyArray<string>) =>
+    SseServer.make(async (_req, res, n) => {
+      if (n > 1) return void res.writeHead(204).end()
+      res.writeHead(200, SseServer.sseHeaders)
+      for (const text of first) {
+        await SseServer.write(res, text)
+        await pause()
+      }
+      res.end()
+    })
+
+  const live = <A, E>(name: string, body: () => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
+    it.scopedLive(name, () => Effect.provide(body(), NodeHttpClient.layerUndici))
+
+  live("an id-only block alone in its read moves the stored resume point as it moves the live one", () =>
+    Effect.gen(function*() {
+      const server = yield* serving(["id: 1\ndata: a\n\n", "id: 5\n\n"])
+      const stored: Array<string> = []
+      const session = yield* EventTracker.make({ maxTracked: 100, onNewEventAsync: (id) => Effect.sync(() => stored.push(id)) })
+      expect(yield* commitAfterHandling(server.url, session)).toEqual(["1"])
+      // The live reconnect said 5; the session (what a restart resumes from) says so too.
+      expect(server.requests[1]!.headers["last-event-id"]).toBe("5")
+      expect(yield* session.lastEventId).toEqual(Option.some("5"))
+      // Its callback (the one that persists the cursor) ran for it.
+      expect(stored).toEqual(["1", "5"])
+      expect((yield* session.snapshot).recentIds).toEqual(["1", "5"])
+      // A restart resumes from 5.
+      const restarted = yield* serving([])
+      yield* commitAfterHandling(restarted.url, session)
+      expect(restarted.requests[0]!.headers["last-event-id"]).toBe("5")
+    }))
+
+  live("an id-only block after an event in the same read: the chunk carries it to the session", () =>
+    Effect.gen(function*() {
+      const server = yield* serving(["id: 1\ndata: a\n\nid: 5\n\nid: 6\ndata: b\n\nid: 9\n\n"])
+      const session = yield* EventTracker.make({ maxTracked: 100 })
+      expect(yield* commitAfterHandling(server.url, session)).toEqual(["1", "6"])
+      expect(server.requests[1]!.headers["last-event-id"]).toBe("9")
+      expect(yield* session.snapshot).toEqual({ lastEventId: Option.some("9"), recentIds: ["1", "5", "6", "9"] })
+      // The account counts events only.
+      expect(yield* session.counts).toEqual({ fresh: 2, duplicates: 0 })
+    }))
+
+  live("an empty id: clears the stored resume point as it clears the live one", () =>
+    Effect.gen(function*() {
+      const server = yield* serving(["id: 1\ndata: a\n\n", "id:\n\n"])
+      const session = yield* EventTracker.make({ maxTracked: 100 })
+      yield* commitAfterHandling(server.url, session)
+      expect(server.requests[1]!.headers["last-event-id"]).toBeUndefined()
+      expect(yield* session.lastEventId).toEqual(Option.none())
+    }))
 })

@@ -4,10 +4,11 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Data, type Duration, Effect, type Layer, type Scope, Stream } from "effect"
+import { Chunk, Data, type Duration, Effect, Layer, type Scope, Stream } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Redirect from "../src/client/internal/redirect.js"
+import * as SseClient from "../src/client/SseClient.js"
 
 interface Seen {
   readonly method: string
@@ -64,15 +65,26 @@ const redirect = (res: Http.ServerResponse, status: number, location: string) =>
 
 const ok = (res: Http.ServerResponse) => res.writeHead(200, { "content-type": "text/plain" }).end("ok")
 
-/** Follows with a scoped client, as SseClient does; `perHop` bounds each hop. */
-const follow = (request: HttpClientRequest.HttpClientRequest, perHop?: Duration.DurationInput) =>
+/**
+ * Follows with a scoped client, as SseClient does; `perHop` bounds each hop,
+ * `crossOrigin` lets hops leave the first request's origin (credentials taken off).
+ */
+const follow = (
+  request: HttpClientRequest.HttpClientRequest,
+  perHop?: Duration.DurationInput,
+  crossOrigin = false
+) =>
   Effect.gen(function*() {
     const client = HttpClient.withScope(yield* HttpClient.HttpClient)
+    const withoutCredentials = HttpClient.mapRequest(client, Redirect.withoutCredentials)
     return yield* Redirect.follow(request, {
-      execute: (hop) =>
-        perHop === undefined
-          ? client.execute(hop)
-          : Effect.timeoutFail(client.execute(hop), { duration: perHop, onTimeout: () => new HopTimeout() })
+      crossOrigin,
+      execute: (request, hop) => {
+        const hopClient = hop.crossOrigin ? withoutCredentials : client
+        return perHop === undefined
+          ? hopClient.execute(request)
+          : Effect.timeoutFail(hopClient.execute(request), { duration: perHop, onTimeout: () => new HopTimeout() })
+      }
     })
   })
 
@@ -196,9 +208,9 @@ layers.forEach(([name, layer]) =>
           HttpClientRequest.get(`${server.origin}${path}`).pipe(
             HttpClientRequest.setHeaders({ authorization: "Bearer secret", cookie: "s=1", "x-trace": "t", "last-event-id": "7" })
           )
-        yield* follow(request("/same"))
+        yield* follow(request("/same"), undefined, true)
         expect(server.seen[1]!.headers).toMatchObject({ authorization: "Bearer secret", cookie: "s=1", "x-trace": "t" })
-        const followed = yield* follow(request("/cross"))
+        const followed = yield* follow(request("/cross"), undefined, true)
         expect(followed.url).toBe(`${other.origin}/final`)
         const crossed = other.seen[0]!.headers
         expect(crossed.authorization).toBeUndefined()
@@ -242,7 +254,7 @@ layers.forEach(([name, layer]) =>
         expect(passed.chain).toHaveLength(2)
         const hang = yield* serve((_req, res) => redirect(res, 302, `${server.origin}/hang`))
         const started = Date.now()
-        const error = yield* failure(follow(HttpClientRequest.get(`${hang.origin}/start`), "600 millis"))
+        const error = yield* failure(follow(HttpClientRequest.get(`${hang.origin}/start`), "600 millis", true))
         expect(error._tag).toBe("HopTimeout")
         expect(Date.now() - started).toBeLessThan(2_000)
         yield* Effect.sleep("100 millis")
@@ -370,5 +382,210 @@ describe("Redirect.follow, scripted", () => {
       const followed = yield* Redirect.follow(streamed, { execute: seeOther.execute })
       expect(followed.url).toBe("http://scripted.test/next")
       expect(seeOther.requested).toEqual(["POST http://scripted.test/start", "GET http://scripted.test/next"])
+    }))
+})
+
+const sse = (res: Http.ServerResponse) =>
+  res.writeHead(200, { "content-type": "text/event-stream" }).end("id: 1\ndata: x\n\n")
+
+/** The caller's client, adding a token and a cookie to every request it sends, as `mapRequest` does. */
+const withCredentials = <E, R>(layer: Layer.Layer<HttpClient.HttpClient, E, R>) =>
+  Layer.effect(
+    HttpClient.HttpClient,
+    Effect.map(
+      HttpClient.HttpClient,
+      HttpClient.mapRequest((request) =>
+        request.pipe(HttpClientRequest.bearerToken("secret"), HttpClientRequest.setHeader("cookie", "s=1"))
+      )
+    )
+  ).pipe(Layer.provide(layer))
+
+/** The first event of a stream from `url`, or its failure; one attempt. */
+const firstEvent = (url: string, options: SseClient.Options = {}) =>
+  SseClient.stream(HttpClientRequest.get(url), { maxAttempts: 1, ...options }).pipe(
+    Stream.take(1),
+    Stream.runCollect,
+    Effect.map(Chunk.map((event) => event.id)),
+    Effect.either
+  )
+
+layers.forEach(([name, layer]) =>
+  describe(`SseClient redirects on ${name} (issue 19)`, () => {
+    const live = <A, E>(title: string, body: () => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
+      it.scopedLive(title, () => Effect.provide(body(), withCredentials(layer)))
+
+    live("a redirect to another origin is refused by default: nothing reaches it, not even the client's own credentials", () =>
+      Effect.gen(function*() {
+        const other = yield* serve((_req, res) => sse(res))
+        const server = yield* serve((_req, res) => redirect(res, 307, `${other.origin}/events`))
+        const result = yield* firstEvent(`${server.origin}/events`, {
+          headers: Effect.succeed({ "x-api-key": "k" })
+        })
+        expect(result).toMatchObject({
+          _tag: "Left",
+          left: { _tag: "SseRedirectError", reason: "crossOrigin", chain: [`${server.origin}/events`, `${other.origin}/events`] }
+        })
+        expect(other.seen).toEqual([])
+        // The first origin got the credentials meant for it.
+        expect(server.seen[0]!.headers).toMatchObject({ authorization: "Bearer secret", cookie: "s=1" })
+      }))
+
+    live("opted in (crossOriginRedirects): the other origin gets no Authorization or Cookie, whoever added them", () =>
+      Effect.gen(function*() {
+        const other = yield* serve((_req, res) => sse(res))
+        const server = yield* serve((req, res) =>
+          req.path === "/same" ? redirect(res, 307, "/events") : redirect(res, 307, `${other.origin}/events`)
+        )
+        const request = HttpClientRequest.get(`${server.origin}/start`).pipe(
+          HttpClientRequest.setHeaders({ "proxy-authorization": "Basic p", "x-trace": "t" })
+        )
+        const events = yield* SseClient.stream(request, {
+          crossOriginRedirects: true,
+          maxAttempts: 1,
+          headers: Effect.succeed({ authorization: "Bearer from-headers", cookie: "h=1" })
+        }).pipe(Stream.take(1), Stream.runCollect)
+        expect(Chunk.toReadonlyArray(events).map((e) => e.id)).toEqual(["1"])
+        const crossed = other.seen[0]!.headers
+        expect(crossed.authorization).toBeUndefined()
+        expect(crossed.cookie).toBeUndefined()
+        expect(crossed["proxy-authorization"]).toBeUndefined()
+        expect(crossed["x-trace"]).toBe("t")
+        // A same-origin hop keeps them: the client's mapping added them again, for the origin they are for.
+        yield* firstEvent(`${server.origin}/same`, { crossOriginRedirects: true })
+        expect(server.seen.at(-1)).toMatchObject({ path: "/events" })
+        expect(server.seen.at(-1)!.headers).toMatchObject({ authorization: "Bearer secret", cookie: "s=1" })
+      }))
+
+    live("a scheme change alone (http to https, same host and port) is another origin: refused before connecting", () =>
+      Effect.gen(function*() {
+        // Its own host and port, over https.
+        const server = yield* serve((req, res) => redirect(res, 302, `https://${req.headers.host}/events`))
+        const result = yield* firstEvent(`${server.origin}/old`)
+        expect(result).toMatchObject({
+          _tag: "Left",
+          left: { _tag: "SseRedirectError", reason: "crossOrigin", chain: [`${server.origin}/old`, `${server.origin.replace("http:", "https:")}/events`] }
+        })
+        // Refused before connecting: no TLS handshake reached the server.
+        expect(server.seen).toHaveLength(1)
+      }))
+
+    live("a fetch of the caller's may add any header: a cross-origin hop through one is refused even when opted in", () =>
+      Effect.gen(function*() {
+        const other = yield* serve((_req, res) => sse(res))
+        const server = yield* serve((_req, res) => redirect(res, 307, `${other.origin}/events`))
+        // An EventSource-style wrapper (the `eventsource` package's `fetch` option) adding the token.
+        const withToken: typeof globalThis.fetch = (input, init) =>
+          globalThis.fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: "Bearer wrapped" } })
+        for (const crossOriginRedirects of [false, true]) {
+          const result = yield* firstEvent(`${server.origin}/events`, { crossOriginRedirects }).pipe(
+            Effect.provideService(FetchHttpClient.Fetch, withToken)
+          )
+          expect(result).toMatchObject({ _tag: "Left", left: { _tag: "SseRedirectError", reason: "crossOrigin" } })
+        }
+        expect(other.seen).toEqual([])
+      }))
+
+    live("a POST answered 303 to its own URL is followed by a GET there, not taken for a loop", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => req.method === "POST" ? redirect(res, 303, req.path) : sse(res))
+        const request = HttpClientRequest.post(`${server.origin}/events`).pipe(HttpClientRequest.bodyText("{}", "application/json"))
+        const events = yield* SseClient.stream(request, { maxAttempts: 1 }).pipe(Stream.take(1), Stream.runCollect)
+        expect(Chunk.toReadonlyArray(events).map((e) => e.id)).toEqual(["1"])
+        expect(server.seen.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /events", "GET /events"])
+      }))
+
+    live("Cache-Control: no-cache is sent on every hop (a caller's own value stands)", () =>
+      Effect.gen(function*() {
+        const server = yield* serve((req, res) => req.path === "/old" ? redirect(res, 307, "/events") : sse(res))
+        yield* firstEvent(`${server.origin}/old`)
+        expect(server.seen.map((r) => r.headers["cache-control"])).toEqual(["no-cache", "no-cache"])
+        const own = HttpClientRequest.get(`${server.origin}/events`).pipe(HttpClientRequest.setHeader("cache-control", "max-age=0"))
+        yield* SseClient.stream(own, { maxAttempts: 1 }).pipe(Stream.take(1), Stream.runDrain)
+        expect(server.seen[2]!.headers["cache-control"]).toBe("max-age=0")
+      }))
+  })
+)
+
+layers.forEach(([name, layer]) =>
+  describe(`SseClient on ${name}: a server that cannot be reached (issue 19)`, () => {
+    it.scopedLive("connectAttempts: 1 fails at once, naming the cause; onConnection is told it too", () =>
+      Effect.gen(function*() {
+        const causes: Array<string> = []
+        // A port just freed: nothing listens (fetch refuses port 1 itself, as a "bad port").
+        const free = yield* Effect.scoped(serve((_req, res) => ok(res)))
+        const refused = `${free.origin}/events`
+        const address = free.origin.slice("http://".length)
+        const started = Date.now()
+        const error = yield* SseClient.stream(HttpClientRequest.get(refused), {
+          maxAttempts: 5,
+          connectAttempts: 1,
+          initialDelay: "5 seconds",
+          onConnection: (status) => Effect.sync(() => status.state === "reconnecting" && causes.push(status.cause))
+        }).pipe(Stream.runDrain, Effect.flip)
+        expect(error).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 1 })
+        if (error._tag !== "SseRetriesExhausted") return
+        expect(error.lastCause).toContain(`ECONNREFUSED ${address}`)
+        expect(error.message).toContain(`ECONNREFUSED ${address}`)
+        // No backoff waited: the first refusal ended it.
+        expect(Date.now() - started).toBeLessThan(4_000)
+        // With the default (maxAttempts), the hook hears each refusal, in words.
+        const second = yield* SseClient.stream(HttpClientRequest.get(refused), {
+          maxAttempts: 2,
+          initialDelay: "5 millis",
+          onConnection: (status) => Effect.sync(() => status.state === "reconnecting" && causes.push(status.cause))
+        }).pipe(Stream.runDrain, Effect.flip)
+        expect(second).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 2 })
+        expect(causes).toHaveLength(1)
+        expect(causes[0]).toContain(`ECONNREFUSED ${address}`)
+      }).pipe(Effect.provide(layer)))
+  })
+)
+
+describe("SseClient on FetchHttpClient: no Cache-Control of ours (issue 19)", () => {
+  it.scopedLive("fetch adds its own after its CORS check (cache: no-store); with another cache mode, none is sent", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => sse(res))
+      yield* firstEvent(`${server.origin}/events`).pipe(
+        Effect.provideService(FetchHttpClient.RequestInit, { cache: "default" })
+      )
+      expect(server.seen[0]!.headers["cache-control"]).toBeUndefined()
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+})
+
+describe("Redirect.follow, https to http (scripted: a TLS server adds nothing to the origin rule)", () => {
+  /** Answers https://site.test/start with a 307 to the same host and port over http. */
+  const downgrade = () => {
+    const hops: Array<{ readonly url: string; readonly crossOrigin: boolean }> = []
+    const client = HttpClient.make((request) =>
+      Effect.sync(() =>
+        HttpClientResponse.fromWeb(
+          request,
+          request.url.startsWith("https:")
+            ? new Response(null, { status: 307, headers: { location: "http://site.test/events" } })
+            : new Response("ok")
+        )
+      )
+    )
+    return {
+      hops,
+      execute: (request: HttpClientRequest.HttpClientRequest, hop: Redirect.Hop) => {
+        hops.push({ url: request.url, crossOrigin: hop.crossOrigin })
+        return client.execute(request)
+      }
+    }
+  }
+
+  it.scoped("refused by default; opted in, the hop is sent as a cross-origin one (without credentials)", () =>
+    Effect.gen(function*() {
+      const refused = downgrade()
+      const error = yield* failure(Redirect.follow(HttpClientRequest.get("https://site.test/start"), { execute: refused.execute }))
+      expect(error).toMatchObject({ _tag: "SseRedirectError", reason: "crossOrigin" })
+      expect(refused.hops).toEqual([{ url: "https://site.test/start", crossOrigin: false }])
+      const allowed = downgrade()
+      yield* Redirect.follow(HttpClientRequest.get("https://site.test/start"), { execute: allowed.execute, crossOrigin: true })
+      expect(allowed.hops).toEqual([
+        { url: "https://site.test/start", crossOrigin: false },
+        { url: "http://site.test/events", crossOrigin: true }
+      ])
     }))
 })

@@ -257,3 +257,39 @@ layers.forEach(([name, layer, direct]) =>
       }))
   })
 )
+
+describe("SseClient body destroyed without an error (issue 19)", () => {
+  /** The layer's responses, their body (a Node Readable) destroyed with no reason `after` ms (0: before the client looks). */
+  const destroying = (layer: Layer.Layer<HttpClient.HttpClient>, after: number) =>
+    Layer.effect(
+      HttpClient.HttpClient,
+      Effect.map(HttpClient.HttpClient, (client) =>
+        HttpClient.transformResponse(client, Effect.tap((response) => {
+          const source = (response as unknown as { readonly source: { readonly body?: unknown } }).source
+          const body = (source.body ?? source) as { destroy: () => void }
+          if (after > 0) return void setTimeout(() => body.destroy(), after)
+          body.destroy()
+          // Its 'close' has been emitted by the time the client looks.
+          return Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+        })))
+    ).pipe(Layer.provide(layer))
+
+  const nodeLayers = [["NodeHttpClient.layerUndici", NodeHttpClient.layerUndici], ["NodeHttpClient.layer", NodeHttpClient.layer]] as const
+  for (const [name, layer] of nodeLayers) {
+    for (const after of [0, 100]) {
+      it.scopedLive(`${name}, destroyed ${after === 0 ? "before the client reads" : "while a read waits"}: a transport end at once, not an idle one`, () =>
+        Effect.gen(function*() {
+          // Silent and open: only the destroy can end the body before the idle timeout.
+          const server = yield* SseServer.make((_req, res) => void res.writeHead(200, SseServer.sseHeaders).write(": open\n\n"))
+          const started = Date.now()
+          const error = yield* SseClient.stream(HttpClientRequest.get(server.url), { maxAttempts: 1, idleTimeout: "20 seconds" }).pipe(
+            Stream.runDrain,
+            Effect.flip,
+            Effect.provide(destroying(layer, after))
+          )
+          expect(error).toMatchObject({ _tag: "SseRetriesExhausted", last: { reason: "transport" } })
+          expect(Date.now() - started).toBeLessThan(10_000)
+        }))
+    }
+  }
+})

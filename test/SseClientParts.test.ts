@@ -8,7 +8,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Scheduler, Scope, Stream, TestClock } from "effect"
 import { attemptRequest, lastEventIdHeader } from "../src/client/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/client/internal/idleWatchdog.js"
-import { maxSleepMillis, type Reconnect, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
+import { causeText } from "../src/client/internal/causeText.js"
+import { maxSleepMillis, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
+import { type Reconnect, SseRetriesExhausted } from "../src/client/SseClientError.js"
 import { classify, parseRetryAfter } from "../src/client/internal/response.js"
 import { settle } from "./support/settle.js"
 
@@ -88,6 +90,38 @@ describe("RetryBudget", () => {
       const exhausted = yield* Effect.flip(budget.next({ ...ended, attempt: 6 }, false, 0))
       expect(exhausted).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 3, last: { attempt: 6 } })
     }))
+
+  it.effect("connectAttempts bounds the attempts before the first connection, maxAttempts those after (issue 19)", () =>
+    Effect.gen(function*() {
+      const refused: Reconnect = { reason: "transport", attempt: 1, cause: new Error("connect ECONNREFUSED 127.0.0.1:1") }
+      const never = new RetryBudget(Schedule.exponential("100 millis"), 3, 1)
+      const exhausted = yield* Effect.flip(never.next(refused, false, 0))
+      expect(exhausted).toMatchObject({ _tag: "SseRetriesExhausted", attempts: 1, lastCause: "connect ECONNREFUSED 127.0.0.1:1" })
+      const connected = new RetryBudget(Schedule.exponential("100 millis"), 3, 1)
+      connected.connect()
+      yield* connected.next(refused, false, 0)
+      yield* connected.next(refused, false, 0)
+      expect(yield* Effect.flip(connected.next(refused, false, 0))).toMatchObject({ attempts: 3 })
+      // Default: maxAttempts alone.
+      const plain = new RetryBudget(Schedule.exponential("100 millis"), 2)
+      yield* plain.next(refused, false, 0)
+      expect(yield* Effect.flip(plain.next(refused, false, 0))).toMatchObject({ attempts: 2 })
+    }))
+
+  it("the cause in words: the innermost message of the chain, each address of an AggregateError once (issue 19)", () => {
+    const fetchFailed = new TypeError("fetch failed", { cause: new Error("getaddrinfo ENOTFOUND nowhere.test") })
+    expect(causeText({ reason: "transport", cause: { _tag: "RequestError", message: "Transport error", cause: fetchFailed } }))
+      .toBe("getaddrinfo ENOTFOUND nowhere.test")
+    const eyeballs = new AggregateError([
+      new Error("connect ECONNREFUSED ::1:1"),
+      new Error("connect ECONNREFUSED 127.0.0.1:1"),
+      new Error("connect ECONNREFUSED 127.0.0.1:1")
+    ])
+    expect(causeText({ reason: "transport", cause: eyeballs })).toBe("connect ECONNREFUSED ::1:1; connect ECONNREFUSED 127.0.0.1:1")
+    expect(causeText({ reason: "status", status: 503 })).toBe("HTTP 503")
+    const error = new SseRetriesExhausted({ attempts: 1, last: { reason: "transport", attempt: 1, cause: fetchFailed } })
+    expect(error.message).toContain("getaddrinfo ENOTFOUND nowhere.test")
+  })
 
   it.effect("a schedule that ends exhausts it", () =>
     Effect.gen(function*() {

@@ -8,15 +8,18 @@ import { Cause, Duration, Effect, Metric, Queue } from "effect"
 /** What became of an offer. Only `"queued"` means the queue holds the item. */
 export type OfferResult = "queued" | "timedOut" | "shutdown"
 
-export const queued = Metric.counter("persistence_queued", {
-  description: "Requests accepted by the persistence queue",
+/** Offers the queue took (`"queued"`), at once or after waiting. */
+export const queued = Metric.counter("backpressure_offers_queued", {
+  description: "Offers a bounded queue accepted, at once or after waiting",
   incremental: true
 })
-export const backpressureTimeouts = Metric.counter("persistence_backpressure_timeouts", {
+/** Offers withdrawn after waiting their timeout on a full queue (`"timedOut"`). */
+export const backpressureTimeouts = Metric.counter("backpressure_offer_timeouts", {
   description: "Offers that waited longer than their timeout on a full queue",
   incremental: true
 })
-export const channelClosed = Metric.counter("persistence_channel_closed", {
+/** Offers refused because the queue was shut down (`"shutdown"`). */
+export const channelClosed = Metric.counter("backpressure_offers_shutdown", {
   description: "Offers refused because the queue was shut down",
   incremental: true
 })

@@ -105,13 +105,19 @@ const blocksIn = (chunk: unknown): number => {
 
 /**
  * Counts the SSE blocks written to `res` and, after the `limit`-th has been
- * handed to the socket, destroys the socket: no end of the chunked body.
+ * handed to the socket, destroys the socket: no end of the chunked body. The
+ * connection gets exactly `limit` blocks: a write made before the destroy (its
+ * callback comes late on a busy machine) is dropped, as the cut would lose it.
  */
 const cutAfterBlocks = (res: Http.ServerResponse, limit: number, onCut: () => void) => {
   let blocks = 0
   const write = res.write.bind(res) as (chunk: unknown, callback?: (error?: Error | null) => void) => boolean
   res.write = ((chunk: unknown, ...rest: Array<unknown>) => {
     const callback = rest.find((arg) => typeof arg === "function") as ((error?: Error | null) => void) | undefined
+    if (blocks >= limit) {
+      if (callback !== undefined) process.nextTick(callback)
+      return true
+    }
     blocks += blocksIn(chunk)
     if (blocks < limit) return write(chunk, callback)
     return write(chunk, (error) => {

@@ -1,29 +1,14 @@
 /**
  * The request of one attempt: the caller's request and headers, with what SSE
  * adds — `Accept` unless the caller chose one, and the resume point as
- * `Last-Event-ID`. No `Cache-Control`: it is not a CORS-safelisted header, so in
- * a browser it would make every cross-origin GET wait for a preflight; fetch
- * layers ask for no caching with `RequestInit.cache` instead (see redirect.ts).
+ * `Last-Event-ID`. `Cache-Control` is added per hop in redirect.ts, where it can
+ * be kept off fetch layers (a browser would preflight every cross-origin GET for it).
  */
 import type * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Data, Either } from "effect"
+import { Either } from "effect"
+import { SseResumeIdError } from "../SseClientError.js"
 
-/**
- * The resume point is an id no HTTP header can carry exactly: a control character
- * (refused by every client) or a leading or trailing space or tab (which fetch
- * trims). Every reconnect would fail or resume from a different id, so the stream
- * ends at once rather than retrying in vain.
- */
-export class SseResumeIdError extends Data.TaggedError("SseResumeIdError")<{
-  readonly lastEventId: string
-  readonly url: string
-}> {
-  override get message() {
-    return `SSE cannot resume ${this.url}: the event id ${JSON.stringify(this.lastEventId)} cannot be sent ` +
-      "as a Last-Event-ID header (control character, or space at either end)"
-  }
-}
 
 const TAB = 0x09
 const SPACE = 0x20

@@ -54,6 +54,15 @@ const isWebReadable = (value: unknown): value is WebReadable =>
   isObject(value) && typeof value.getReader === "function" && typeof value.locked === "boolean"
 
 /**
+ * The object a layer's response wraps: undici's ResponseData, node:http's
+ * IncomingMessage, fetch's Response. @effect/platform 0.97 has no accessor for
+ * it, and every layer keeps it as `source`; it is read here only, so a change
+ * there is one place to follow (an unknown shape reads as "not one we know").
+ */
+export const sourceOf = (response: HttpClientResponse.HttpClientResponse): unknown =>
+  (response as unknown as { readonly source?: unknown }).source
+
+/**
  * The body of `response` read directly, or undefined when it is not one we
  * know (or is already being read): the caller then pulls `response.stream`.
  * When `scope` closes, a read still waiting ends as a transport failure; the
@@ -63,7 +72,7 @@ export const directBody = (
   response: HttpClientResponse.HttpClientResponse
 ): Effect.Effect<BodySource<never> | undefined, never, Scope.Scope> =>
   Effect.suspend((): Effect.Effect<BodySource<never> | undefined, never, Scope.Scope> => {
-    const source = (response as unknown as { readonly source?: unknown }).source
+    const source = sourceOf(response)
     if (!isObject(source)) return Effect.succeed(undefined)
     // undici's ResponseData and fetch's Response hold the body; node:http's IncomingMessage is it.
     const body = "body" in source ? source.body : source

@@ -8,23 +8,9 @@
  */
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Data, Effect, Option, type Scope, Stream } from "effect"
+import { Effect, Option, type Scope, Stream } from "effect"
+import { SseContentEncodingError } from "../SseClientError.js"
 
-export class SseContentEncodingError extends Data.TaggedError("SseContentEncodingError")<{
-  /** The codings of `Content-Encoding` other than identity, lower-cased. */
-  readonly encoding: string
-  readonly url: string
-  /** "unsupported": none of our decoders (br, zstd, unknown); "corrupt": invalid compressed data. */
-  readonly reason: "unsupported" | "corrupt"
-  readonly cause?: unknown
-}> {
-  override get message() {
-    return this.reason === "unsupported"
-      ? `SSE response from ${this.url} is ${this.encoding}-encoded, which this client cannot decode`
-      : `SSE response from ${this.url} has corrupt ${this.encoding} data` +
-        (this.cause instanceof Error ? `: ${this.cause.message}` : "")
-  }
-}
 
 type Body = Stream.Stream<Uint8Array, HttpClientError.ResponseError | SseContentEncodingError>
 

@@ -3,39 +3,13 @@
  * nothing new), the reconnect schedule, and the delay before the next attempt,
  * which the server may lengthen with `retry:` or `Retry-After`, within caps.
  */
-import { Data, Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { type Reconnect, SseRetriesExhausted } from "../SseClientError.js"
 
-/**
- * Why a connection ended: the server closed the body, the transport failed
- * (refused, reset, cut mid-body), no byte arrived within `idleTimeout`, the
- * server answered a transient status (408, 429, 500, 502, 503, 504), or the
- * caller asked for a reconnect (`reconnectNow`).
- */
-export type ReconnectReason = "closed" | "transport" | "idle" | "status" | "requested"
 
-/** One ended attempt, as the reconnect schedule sees it. */
-export interface Reconnect {
-  readonly reason: ReconnectReason
-  /** 1-based count of attempts made by this stream. */
-  readonly attempt: number
-  readonly status?: number
-  /** The server's `Retry-After` on 429 or 503. */
-  readonly retryAfter?: Duration.Duration
-  readonly cause?: unknown
-}
 
-/** `maxAttempts` consecutive attempts delivered nothing new, or the schedule gave up. */
-export class SseRetriesExhausted extends Data.TaggedError("SseRetriesExhausted")<{
-  /** Consecutive attempts without a new event. */
-  readonly attempts: number
-  /** How the last attempt ended. */
-  readonly last: Reconnect
-}> {
-  override get message() {
-    return `SSE gave up after ${this.attempts} attempts; the last ended with ${this.last.reason}` +
-      (this.last.status === undefined ? "" : ` (HTTP ${this.last.status})`)
-  }
-}
+
+
 
 /**
  * The longest sleep Effect's clock can time: it treats anything longer as
@@ -84,19 +58,27 @@ export const reconnectDelay = (delays: {
 export class RetryBudget {
   private failures = 0
   private state: unknown
+  /** Whether an attempt was answered with an event stream: until then `connectAttempts` bounds the budget. */
+  private connected = false
 
   constructor(
     private readonly schedule: Schedule.Schedule<unknown, Reconnect>,
-    private readonly maxAttempts: number
+    private readonly maxAttempts: number,
+    private readonly connectAttempts: number = maxAttempts
   ) {
     this.state = schedule.initial
+  }
+
+  /** An attempt was answered with an event stream. */
+  connect(): void {
+    this.connected = true
   }
 
   /** Spends the budget for `ended`; the schedule's delay in ms, or exhaustion. */
   next(ended: Reconnect, delivered: boolean, now: number): Effect.Effect<number, SseRetriesExhausted> {
     if (delivered) {
       this.refill()
-    } else if (++this.failures >= this.maxAttempts) {
+    } else if (++this.failures >= (this.connected ? this.maxAttempts : Math.min(this.maxAttempts, this.connectAttempts))) {
       return Effect.fail(new SseRetriesExhausted({ attempts: this.failures, last: ended }))
     }
     return Effect.flatMap(this.schedule.step(now, ended, this.state), ([next, , decision]) => {

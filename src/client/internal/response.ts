@@ -3,29 +3,10 @@
  * and headers alone, before any byte of the body is read: read the events, stop
  * for good (204), retry later, or fail with a typed error.
  */
-import { Data, Duration } from "effect"
+import { Duration } from "effect"
+import { SseContentTypeError, SseHttpError } from "../SseClientError.js"
 
-/** The server answered with a status that retrying will not fix. */
-export class SseHttpError extends Data.TaggedError("SseHttpError")<{
-  readonly status: number
-  readonly url: string
-  /** The attempt (1-based) that received it. */
-  readonly attempt: number
-}> {
-  override get message() {
-    return `SSE request to ${this.url} failed with HTTP ${this.status}`
-  }
-}
 
-/** The server answered 2xx but not with `text/event-stream`. */
-export class SseContentTypeError extends Data.TaggedError("SseContentTypeError")<{
-  readonly contentType: string | undefined
-  readonly url: string
-}> {
-  override get message() {
-    return `SSE response from ${this.url} has content type ${this.contentType ?? "(none)"}, not text/event-stream`
-  }
-}
 
 /**
  * The statuses a later attempt may fix, the same set as @effect/platform's
