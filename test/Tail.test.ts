@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Backpressure from "../src/client/Backpressure.js"
 import * as Tail from "../src/cli/commands/Tail.js"
-import { CursorStore } from "../src/store/CursorStore.js"
+import * as CursorStore from "../src/store/CursorStore.js"
 import * as SqliteCursorStore from "../src/engines/SqliteCursorStore.js"
 import * as SseServer from "./support/SseServer.js"
 
@@ -34,7 +34,7 @@ const rendezvous = (parties: number) => {
 const storeFile = () => join(mkdtempSync(join(tmpdir(), "sse-tail-")), "cursors.db")
 
 const storedCursor = (filename: string, session: string) =>
-  Effect.flatMap(CursorStore, (store) => store.load(session)).pipe(Effect.provide(SqliteCursorStore.layer(filename)))
+  Effect.flatMap(CursorStore.CursorStore, (store) => store.load(session)).pipe(Effect.provide(SqliteCursorStore.layer(filename)))
 
 const fastClient = { initialDelay: "10 millis", maxDelay: "50 millis" } as const
 
@@ -73,7 +73,7 @@ describe("Tail.run", () => {
         Tail.run({
           url,
           session: "mine",
-          store: { _tag: "sqlite", filename: storeFile() },
+          store: SqliteCursorStore.layer(storeFile()),
           maxEvents: 20,
           client: fastClient,
           write: (lines) => Effect.sync(() => seen.push(...idsOf(lines)))
@@ -132,7 +132,7 @@ describe("Tail.run", () => {
       const run = yield* Effect.fork(Tail.run({
         url: server.url,
         session: "hang",
-        store: { _tag: "sqlite", filename },
+        store: SqliteCursorStore.layer(filename),
         client: fastClient,
         write: (lines) =>
           ++writes === 1
@@ -157,7 +157,7 @@ describe("Tail.run", () => {
         Tail.run({
           url: server.url,
           session: "post",
-          store: { _tag: "memory" },
+          store: CursorStore.layerMemory,
           method: "POST",
           body,
           ...(headers === undefined ? {} : { headers }),
@@ -186,7 +186,7 @@ describe("Tail.run", () => {
       yield* Tail.run({
         url: server.url,
         session: "data",
-        store: { _tag: "memory" },
+        store: CursorStore.layerMemory,
         maxEvents: 2,
         format: "data",
         client: fastClient,
