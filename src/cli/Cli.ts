@@ -97,13 +97,22 @@ const hint = (error: CliError): string => {
   }
 }
 
+/** What the line says: the error's message and a hint, or the CLI's own words where it knows better. */
+const describe = (error: CliError): string => {
+  if (error._tag === "SessionStreamMismatch") {
+    return `session "${error.sessionId}" follows ${error.stored}, not ${error.requested}: resuming its cursor there ` +
+      `would skip that stream's events; use --session NAME to start another session for ${error.requested}`
+  }
+  return `${error.message || error._tag}${hint(error)}`
+}
+
 /** The exit code and the one line to print for how the program ended. */
 export const outcome = (exit: Exit.Exit<unknown, CliError>): { readonly code: ExitCode; readonly line?: string } => {
   if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return { code: ExitCode.ok }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return { code: ExitCode.failure, line: `${name}: internal error: ${Cause.pretty(exit.cause)}` }
   const error = failure.value
-  return { code: exitCodes[error._tag], line: `${name}: ${error.message || error._tag}${hint(error)}` }
+  return { code: exitCodes[error._tag], line: `${name}: ${describe(error)}` }
 }
 
 // --- The command tree ---
