@@ -26,6 +26,12 @@ export type { SessionStreamMismatch } from "./tail/sessionStream.js"
 export interface Options extends RequestOptions {
   readonly session: string
   /**
+   * The stream's identity for the session's cursor: a session is never resumed on
+   * another stream. Default `"<METHOD> <url>"`; give one where the URL changes but
+   * the stream does not (a server on a new port each run).
+   */
+  readonly stream?: string | undefined
+  /**
    * Where the session's cursor is kept: `SqliteCursorStore.layer(file)`,
    * `PgCursorStore.layer(url)`, `CursorStore.layerMemory`. `into` needs one that
    * also provides `CursorTransactions` (the SQL stores do).
@@ -132,7 +138,7 @@ const persistence = (options: Options, env: Settings): Effect.Effect<Persistence
 const hold = (options: Options, { context, storeError }: Persistence, report: (status: Status) => Effect.Effect<void>) => {
   const manager = Context.get(context, SessionManager.SessionManager)
   // Not a literal, so it compiles before SessionManager's HoldOptions has `stream` (see tail/sessionStream.ts).
-  const holdOptions: SessionManager.HoldOptions & { readonly stream: string } = { stream: streamOf(options) }
+  const holdOptions: SessionManager.HoldOptions & { readonly stream: string } = { stream: options.stream ?? streamOf(options) }
   return manager.hold(options.session, holdOptions).pipe(
     Effect.catchTag("SessionBusy", (busy) =>
       options.wait === true

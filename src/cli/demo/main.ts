@@ -53,6 +53,8 @@ const program = Effect.gen(function*() {
   const summary = yield* Tail.run({
     url: server.url,
     session: "demo",
+    // The server listens on a free port each run; it is the same stream of numbered events.
+    stream: "GET http://127.0.0.1/events",
     store: SqliteCursorStore.layer(`${dir}/demo.db`),
     storeName: `${dir}/demo.db`,
     into: table,
