@@ -1,4 +1,3 @@
-import { CommandDescriptor, HelpDoc, ValidationError } from "@effect/cli"
 import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Effect, Exit, FiberId, Option, Stream } from "effect"
@@ -12,13 +11,18 @@ import { type CliError, ExitCode, outcome, UsageError } from "../src/cli/Cli.js"
 import * as DemoServer from "../src/cli/demo/DemoServer.js"
 import * as DemoPage from "../src/cli/demo/ui/DemoPage.js"
 import * as Tail from "../src/cli/commands/Tail.js"
+import * as TailCommand from "../src/cli/commands/tail/command.js"
+// INTEGRATION: from src/session/SessionManager.js once merged (see src/cli/commands/tail/sessionStream.ts).
+import { SessionStreamMismatch } from "../src/cli/commands/tail/sessionStream.js"
 import * as CursorStore from "../src/store/CursorStore.js"
 import { TrackerOptionsError } from "../src/client/EventTracker.js"
 import { SseEventTooLarge } from "../src/wire/Sse.js"
+import * as SessionManager from "../src/session/SessionManager.js"
 import * as SqliteCursorStore from "../src/engines/SqliteCursorStore.js"
 import * as SseClient from "../src/client/SseClient.js"
 import * as McpExample from "./examples/mcp.js"
 import { cliBundle, pageBundle } from "./support/cliBundle.js"
+import { styleFor } from "../src/cli/internal/help.js"
 import * as McpServer from "./support/McpServer.js"
 
 
@@ -70,22 +74,19 @@ const fixedServer = (status: number, contentType: string) =>
     (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
   ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/`))
 
+/** A loopback port nothing listens on any more: a connection to it is refused (port 1 is one fetch will not even try). */
+const closedPort = Effect.async<number>((resume) => {
+  const server = Http.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
 describe("Cli.outcome", () => {
-  const doc = HelpDoc.p("bad")
   const url = "http://127.0.0.1:1/events"
   // One error of each tag, with its documented exit code: a tag without a sample does not compile.
   const samples: { readonly [K in CliError["_tag"]]: readonly [CliError, number] } = {
-    CommandMismatch: [ValidationError.commandMismatch(doc), 2],
-    CorrectedFlag: [ValidationError.correctedFlag(doc), 2],
-    HelpRequested: [ValidationError.helpRequested(CommandDescriptor.make("tail")), 2],
-    InvalidArgument: [ValidationError.invalidArgument(doc), 2],
-    InvalidValue: [ValidationError.invalidValue(doc), 2],
-    MissingFlag: [ValidationError.missingFlag(doc), 2],
-    MissingValue: [ValidationError.missingValue(doc), 2],
-    MissingSubcommand: [ValidationError.missingSubcommand(doc), 2],
-    MultipleValuesDetected: [ValidationError.keyValuesDetected(doc, ["a=1"]), 2],
-    NoBuiltInMatch: [ValidationError.noBuiltInMatch(doc), 2],
-    UnclusteredFlag: [ValidationError.unclusteredFlag(doc, ["-ab"], []), 2],
     UsageError: [new UsageError({ message: "--max-events must be at least 1" }), 2],
     InvalidConfig: [new Tail.InvalidConfig({ cause: ConfigError.InvalidData(["SSE_IDLE_TTL"], "must be longer than zero") }), 2],
     DemoServerError: [new DemoServer.DemoServerError({ port: 80, cause: "EACCES" }), 2],
@@ -98,6 +99,11 @@ describe("Cli.outcome", () => {
     SseContentTypeError: [new SseClient.SseContentTypeError({ contentType: "text/html", url }), 4],
     SseContentEncodingError: [new SseClient.SseContentEncodingError({ encoding: "br", url, reason: "unsupported" }), 4],
     SseRetriesExhausted: [new SseClient.SseRetriesExhausted({ attempts: 3, last: { reason: "transport", attempt: 3 } }), 5],
+    Unreachable: [
+      new TailCommand.Unreachable({ url, attempts: 1, reason: "transport", cause: "connect ECONNREFUSED 127.0.0.1:1", status: undefined }),
+      5
+    ],
+    SessionStreamMismatch: [new SessionStreamMismatch({ sessionId: "default", stored: `GET ${url}`, requested: "GET http://b/" }), 9],
     SessionBusy: [new CursorStore.SessionBusy({ sessionId: "s", owner: "host/1", expiresInMillis: 900 }), 8],
     SessionLost: [new CursorStore.SessionLost({ sessionId: "s", epoch: 3, reason: "taken" }), 8],
     SseStreamDropped: [new SseClient.SseStreamDropped({ method: "POST", url, lastEventId: "7", reason: "transport" }), 5],
@@ -112,14 +118,10 @@ describe("Cli.outcome", () => {
       expect(error._tag).toBe(tag)
       const result = outcome(Exit.fail(error))
       expect(result.code).toBe(code)
-      if (ValidationError.isValidationError(error)) {
-        // @effect/cli prints its own message: no second line.
-        expect(result.line).toBeUndefined()
-      } else {
-        // An error without a message (a bug of ours) is named by its tag, never an empty line.
-        expect(result.line).toBe(`sse-resume: ${error.message || error._tag}`)
-        expect(result.line).not.toContain("\n")
-      }
+      // One line, never empty: an error without a message (a bug of ours) is named by its tag.
+      // The CLI's hints (--wait, --resume-with get, --session) follow the message.
+      expect(result.line).not.toContain("\n")
+      if (error._tag !== "SessionStreamMismatch") expect(result.line!.startsWith(`sse-resume: ${error.message || error._tag}`)).toBe(true)
     })
   }
 
@@ -132,7 +134,38 @@ describe("Cli.outcome", () => {
   })
 
   it("the exit codes are the documented ones", () => {
-    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, http: 3, contentType: 4, unreachable: 5, store: 6, protocol: 7, owned: 8 })
+    expect(ExitCode).toEqual({
+      ok: 0,
+      failure: 1,
+      usage: 2,
+      http: 3,
+      contentType: 4,
+      unreachable: 5,
+      store: 6,
+      protocol: 7,
+      owned: 8,
+      otherStream: 9
+    })
+  })
+
+  it("a busy session names --wait and --session; a cut POST names --resume-with get and what re-running does", () => {
+    const busy = outcome(Exit.fail(new CursorStore.SessionBusy({ sessionId: "s", owner: "host/1", expiresInMillis: 900 })))
+    expect(busy.line).toMatch(/^sse-resume: session "s" is held by host\/1 .*; run with --wait .*--session NAME/)
+    const dropped = (lastEventId: string | undefined) =>
+      outcome(Exit.fail(new SseClient.SseStreamDropped({ method: "POST", url, lastEventId, reason: "transport" }))).line
+    expect(dropped("100")).toMatch(/not re-sent \(resume from "100"\); --resume-with get resumes it .*re-sends the POST$/)
+    // Before any event id, --resume-with has nothing to resume from: no hint.
+    expect(dropped(undefined)).not.toContain("--resume-with")
+  })
+
+  it("a session of another stream names both streams and --session NAME", () => {
+    const { code, line } = outcome(Exit.fail(new SessionStreamMismatch({
+      sessionId: "default",
+      stored: "GET http://host-a/events",
+      requested: "GET http://host-b/events"
+    })))
+    expect(code).toBe(9)
+    expect(line).toMatch(/^sse-resume: session "default" follows GET http:\/\/host-a\/events, not GET http:\/\/host-b\/events: .*--session NAME/)
   })
 })
 
@@ -311,15 +344,70 @@ describe("sse-resume CLI (spawned)", () => {
       expect(run.stderr()).not.toMatch(/\n\s+at /)
     }))
 
-  it.scopedLive("an unreachable URL gives up after the retry budget", () =>
+  it.scopedLive("an unreachable URL gives up after the retry budget, naming the URL and the cause in its status lines and its last line", () =>
     Effect.gen(function*() {
       const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "cursors.db")
+      const port = yield* closedPort
+      const url = `http://127.0.0.1:${port}/events`
+      const run = cli(["tail", url, "--store", store], { SSE_MAX_ATTEMPTS: "3", SSE_INITIAL_DELAY: "600 millis" })
       yield* expectOneLineError(
-        cli(["tail", "http://127.0.0.1:1/events", "--store", store], { SSE_MAX_ATTEMPTS: "3" }),
+        run,
         ExitCode.unreachable,
-        /gave up after 3 attempts/
+        new RegExp(`^sse-resume: cannot reach ${url}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(gave up after \\d+ attempts\\)$`)
       )
-    }))
+      const reconnecting = run.stderr().split("\n").filter((line) => line.startsWith("reconnecting"))
+      expect(reconnecting.length).toBeGreaterThan(0)
+      for (const line of reconnecting) expect(line).toMatch(new RegExp(`: transport \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`))
+      expect(run.stderr()).toContain(`connecting to ${url} `)
+      // Waits of 0.6 s and more: nothing changes, so no progress line repeats "0 events/s".
+      expect(run.stderr()).not.toMatch(/events\/s/)
+    }), 30_000)
+
+  it.skipIf(!("connectAttempts" in SseClient.defaults))(
+    "a server refusing the very first connection fails at once, not after the whole budget",
+    () =>
+      Effect.gen(function*() {
+        const started = Date.now()
+        const port = yield* closedPort
+        const run = cli(["tail", `http://127.0.0.1:${port}/events`, "--store", join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")], {
+          SSE_INITIAL_DELAY: "5 seconds"
+        })
+        yield* expectOneLineError(run, ExitCode.unreachable, new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${port}`))
+        // One attempt, no 5 s backoff.
+        expect(run.stderr()).not.toMatch(/^reconnecting/m)
+        expect(Date.now() - started).toBeLessThan(20_000)
+      }).pipe(Effect.scoped, Effect.runPromise),
+    30_000
+  )
+
+  it.skipIf(!("SessionStreamMismatch" in SessionManager))(
+    "a second URL on the default session is refused, naming both streams and --session (exit 9)",
+    () =>
+      Effect.gen(function*() {
+        const a = yield* DemoServer.make({ eventsPerSecond: 1_000 })
+        const b = yield* DemoServer.make({ eventsPerSecond: 1_000 })
+        const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")
+        const first = cli(["tail", a.url, "--store", store, "--max-events", "50"])
+        expect(yield* Effect.promise(() => first.exit)).toBe(ExitCode.ok)
+        const second = cli(["tail", b.url, "--store", store, "--max-events", "10"])
+        yield* expectOneLineError(
+          second,
+          ExitCode.otherStream,
+          new RegExp(`^sse-resume: session "default" follows GET ${a.url}, not GET ${b.url}: .*--session NAME`)
+        )
+        expect(b.requests).toEqual([])
+      }).pipe(Effect.scoped, Effect.runPromise),
+    30_000
+  )
+
+  it.scopedLive("the summary counts in words: 1 reconnect, not 1 reconnects", () =>
+    Effect.gen(function*() {
+      const server = yield* DemoServer.make({ dropEvery: 40, eventsPerSecond: 1_000, retryMillis: 20 })
+      const store = join(mkdtempSync(join(tmpdir(), "sse-cli-")), "c.db")
+      const run = cli(["tail", server.url, "--store", store, "--max-events", "60"])
+      expect(yield* Effect.promise(() => run.exit)).toBe(ExitCode.ok)
+      expect(run.stderr()).toMatch(/^stopped: 60 delivered, \d+ duplicates? dropped, 1 reconnect; stored cursor 60 /m)
+    }), 30_000)
 
   it.scopedLive("HTTP 404 and a wrong content type end with their own exit codes", () =>
     Effect.gen(function*() {
@@ -341,21 +429,72 @@ describe("sse-resume CLI (spawned)", () => {
       /cursor store PostgreSQL is unavailable/
     ))
 
-  it.scopedLive("tail --help describes every option, with its default", () =>
+  it.scopedLive("tail --help into a pipe: plain text, one line per option with its default and env name, no --wizard", () =>
     Effect.gen(function*() {
       const run = cli(["tail", "--help"])
-      yield* Effect.promise(() => run.exit)
-      // eslint-disable-next-line no-control-regex
-      const help = run.lines.join("\n").replace(/\x1b\[[0-9;]*m/g, "")
-      const options = ["--session", "--store", "--pg", "--header", "--method", "--data", "--resume-with", "--format", "--into", "--max-events", "--idle-timeout"]
+      expect(yield* Effect.promise(() => run.exit)).toBe(ExitCode.ok)
+      const help = run.lines.join("\n")
+      // No ANSI escapes when stdout is not a terminal.
+      expect(help).not.toContain("\x1b")
+      expect(help).toMatch(/^Usage: sse-resume tail URL \[options\]$/m)
+      const options = ["--session", "--store", "--pg", "--header", "--method", "--data", "--resume-with", "--format", "--wait", "--into", "--max-events", "--idle-timeout"]
       for (const option of options) {
-        // An option's block: its heading, @effect/cli's type line, then ours.
-        const block = new RegExp(`^(?:\\(-H, )?${option} .*\\n\\n  .*\\n\\n  (.*)$`, "m").exec(help)
-        expect(block?.[1], option).toMatch(/\(default: [^)]+\)/)
+        const line = run.lines.find((l) => new RegExp(`^  (?:-\\w, |    )${option}\\b`).test(l))
+        expect(line, option).toMatch(/ \[default: [^\]]+\]$|; env: [A-Z_]+\]$/)
       }
-      expect(help).toMatch(/SSE_IDLE_TIMEOUT/)
+      expect(run.lines.find((l) => l.includes("--idle-timeout"))).toMatch(/\[default: 60; env: SSE_IDLE_TIMEOUT\]$/)
       expect(help).toMatch(/SSE_\* environment variables/)
+      // The methods the client re-sends, named as the client treats them.
+      expect(help).toContain("GET, HEAD, OPTIONS or TRACE")
+      expect(help).not.toMatch(/--wizard|A user-defined piece of text|This setting is optional/)
     }))
+
+  it.scopedLive("--help lists the commands and the version; --version prints it; both exit 0", () =>
+    Effect.gen(function*() {
+      const help = cli(["--help"])
+      expect(yield* Effect.promise(() => help.exit)).toBe(ExitCode.ok)
+      expect(help.lines[0]).toMatch(/^sse-resume 0\.1\.0: /)
+      expect(help.lines.some((l) => /^  tail  /.test(l))).toBe(true)
+      expect(help.lines.some((l) => /^  serve-demo  /.test(l))).toBe(true)
+      const version = cli(["--version"])
+      expect(yield* Effect.promise(() => version.exit)).toBe(ExitCode.ok)
+      expect(version.lines).toEqual(["sse-resume 0.1.0"])
+    }))
+
+  it("help is bold only on a terminal without NO_COLOR", () => {
+    expect(styleFor({ isTTY: true }, {}).heading("Usage:")).toBe("\x1b[1mUsage:\x1b[22m")
+    expect(styleFor({ isTTY: true }, { NO_COLOR: "1" }).heading("Usage:")).toBe("Usage:")
+    expect(styleFor({ isTTY: false }, {}).heading("Usage:")).toBe("Usage:")
+  })
+
+  for (
+    const [args, pattern] of [
+      [["tail", "http://127.0.0.1:1/", "--max-events", "abc"], /^sse-resume: --max-events takes a whole number ≥ 1, got "abc" \(see `sse-resume tail --help`\)$/],
+      [["tail", "http://127.0.0.1:1/", "--foo"], /^sse-resume: unknown option --foo \(see `sse-resume tail --help`\)$/],
+      [["tail", "http://127.0.0.1:1/", "--max-event", "3"], /^sse-resume: unknown option --max-event \(did you mean --max-events\?\)/],
+      [["tail"], /^sse-resume: missing URL: tail needs the http\(s\) URL of the SSE endpoint \(see `sse-resume tail --help`\)$/],
+      [["tail", "http://127.0.0.1:1/", "--format", "xml"], /^sse-resume: --format takes json or data, got "xml"/],
+      [["tial", "http://127.0.0.1:1/"], /^sse-resume: unknown command "tial" \(did you mean tail\?\) \(see `sse-resume --help`\)$/],
+      [["tail", "http://127.0.0.1:1/", "--pg", "not-a-url"], /^sse-resume: --pg must be a PostgreSQL URL .*\(see `sse-resume tail --help`\)$/]
+    ] as const
+  ) {
+    it.scopedLive(`usage error, one line with a pointer to --help: ${args.join(" ")}`, () =>
+      Effect.gen(function*() {
+        const run = cli(args)
+        yield* expectOneLineError(run, ExitCode.usage, pattern)
+        // Nothing but that line.
+        expect(run.stderr().trimEnd().split("\n")).toHaveLength(1)
+      }))
+  }
+
+  it.scopedLive("--store under /proc fails at once with the reason (exit 6), no endless mkdir", () =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const run = cli(["tail", "http://127.0.0.1:1/events", "--store", "/proc/nope/c.db"])
+      yield* Effect.addFinalizer(() => Effect.sync(() => run.child.kill("SIGKILL")))
+      yield* expectOneLineError(run, ExitCode.store, /^sse-resume: cursor store \/proc\/nope\/c\.db is unavailable: open failed: ENOENT/)
+      expect(Date.now() - started).toBeLessThan(30_000)
+    }), 40_000)
 
   it.scopedLive("an MCP tools/call through tail --method POST --resume-with get --format data: sent once as JSON, resumed with GET through cuts, each message once", () =>
     Effect.gen(function*() {

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Backpressure from "../src/client/Backpressure.js"
 import * as Tail from "../src/cli/commands/Tail.js"
-import { CursorStore } from "../src/store/CursorStore.js"
+import * as EventTable from "../src/session/EventTable.js"
+import * as CursorStore from "../src/store/CursorStore.js"
 import * as SqliteCursorStore from "../src/engines/SqliteCursorStore.js"
 import * as SseServer from "./support/SseServer.js"
 
@@ -34,7 +35,7 @@ const rendezvous = (parties: number) => {
 const storeFile = () => join(mkdtempSync(join(tmpdir(), "sse-tail-")), "cursors.db")
 
 const storedCursor = (filename: string, session: string) =>
-  Effect.flatMap(CursorStore, (store) => store.load(session)).pipe(Effect.provide(SqliteCursorStore.layer(filename)))
+  Effect.flatMap(CursorStore.CursorStore, (store) => store.load(session)).pipe(Effect.provide(SqliteCursorStore.layer(filename)))
 
 const fastClient = { initialDelay: "10 millis", maxDelay: "50 millis" } as const
 
@@ -73,7 +74,7 @@ describe("Tail.run", () => {
         Tail.run({
           url,
           session: "mine",
-          store: { _tag: "sqlite", filename: storeFile() },
+          store: SqliteCursorStore.layer(storeFile()),
           maxEvents: 20,
           client: fastClient,
           write: (lines) => Effect.sync(() => seen.push(...idsOf(lines)))
@@ -132,7 +133,7 @@ describe("Tail.run", () => {
       const run = yield* Effect.fork(Tail.run({
         url: server.url,
         session: "hang",
-        store: { _tag: "sqlite", filename },
+        store: SqliteCursorStore.layer(filename),
         client: fastClient,
         write: (lines) =>
           ++writes === 1
@@ -157,7 +158,7 @@ describe("Tail.run", () => {
         Tail.run({
           url: server.url,
           session: "post",
-          store: { _tag: "memory" },
+          store: CursorStore.layerMemory,
           method: "POST",
           body,
           ...(headers === undefined ? {} : { headers }),
@@ -186,7 +187,7 @@ describe("Tail.run", () => {
       yield* Tail.run({
         url: server.url,
         session: "data",
-        store: { _tag: "memory" },
+        store: CursorStore.layerMemory,
         maxEvents: 2,
         format: "data",
         client: fastClient,
@@ -194,4 +195,48 @@ describe("Tail.run", () => {
       })
       expect(written).toBe(`{"n":1}\n{"n":2}\n`)
     }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+})
+
+describe("Tail.run progress", () => {
+  it.scopedLive("reports counts only when they changed: a stream gone quiet prints no line per interval", () =>
+    Effect.gen(function*() {
+      // Three events, then an open connection that says nothing.
+      const server = yield* SseServer.make((_, response) => {
+        response.writeHead(200, SseServer.sseHeaders)
+        response.write(events(1, 3))
+      })
+      const progress: Array<number> = []
+      let written = 0
+      const run = yield* Effect.fork(Tail.run({
+        url: server.url,
+        session: "quiet",
+        store: CursorStore.layerMemory,
+        client: fastClient,
+        reportEvery: "20 millis",
+        write: (lines) => Effect.sync(() => void (written += idsOf(lines).length)),
+        report: (status) => Effect.sync(() => void (status._tag === "Progress" && progress.push(status.eventsPerSecond)))
+      }))
+      yield* Effect.sync(() => written).pipe(
+        Effect.repeat({ until: (n) => n === 3, schedule: Schedule.spaced("5 millis") }),
+        Effect.timeout("10 seconds")
+      )
+      // Some 25 intervals of silence.
+      yield* Effect.sleep("500 millis")
+      yield* Fiber.interrupt(run)
+      // The events' rate, then the rate back at 0: nothing after that while nothing changes.
+      expect(progress.length).toBeGreaterThanOrEqual(1)
+      expect(progress.length).toBeLessThanOrEqual(3)
+      expect(progress.at(-1)).toBe(0)
+    }).pipe(Effect.provide(FetchHttpClient.layer)), 20_000)
+})
+
+describe("EventTable", () => {
+  it.effect("refuses a table name that is not a plain identifier, or one of the store's own", () =>
+    Effect.gen(function*() {
+      for (const table of ["events; DROP TABLE x", "sse_resume_cursors", "1events", ""]) {
+        const error = yield* Effect.flip(EventTable.create(table).pipe(Effect.provide(SqliteCursorStore.layer(storeFile()))))
+        expect(error._tag, table).toBe("EventTableNameError")
+      }
+      expect(EventTable.isTableName("events_2")).toBe(true)
+    }))
 })

@@ -9,9 +9,10 @@ import { appendFileSync, mkdirSync } from "node:fs"
 import { positiveInt } from "../../internal/settings.js"
 import { CursorTransactions } from "../../store/CursorStore.js"
 import * as SqliteCursorStore from "../../engines/SqliteCursorStore.js"
-import * as Cli from "../Cli.js"
 import * as DemoServer from "./DemoServer.js"
 import * as Tail from "../commands/Tail.js"
+import { statusPrinter } from "../commands/tail/status.js"
+import { runMain } from "../Runtime.js"
 
 const settings = Config.all({
   dir: Config.withDefault(Config.string("SSE_DEMO_DIR"), "./.sse-resume").pipe(
@@ -52,7 +53,10 @@ const program = Effect.gen(function*() {
   const summary = yield* Tail.run({
     url: server.url,
     session: "demo",
-    store: { _tag: "sqlite", filename: `${dir}/demo.db` },
+    // The server listens on a free port each run; it is the same stream of numbered events.
+    stream: "GET http://127.0.0.1/events",
+    store: SqliteCursorStore.layer(`${dir}/demo.db`),
+    storeName: `${dir}/demo.db`,
     into: table,
     // After a kill, the dead run's lease lapses by itself (SSE_LEASE_TTL): wait for it.
     wait: true,
@@ -65,7 +69,7 @@ const program = Effect.gen(function*() {
         // A hard kill mid-run: no cursor write on the way out, no chance to clean up.
         if (Option.isSome(killAfter) && ids.length >= killAfter.value) process.kill(process.pid, "SIGKILL")
       }),
-    report: Cli.statusPrinter()
+    report: statusPrinter(server.url, () => undefined)
   })
 
   const resumedAfter = Option.match(summary.resumedFrom, { onNone: () => 0, onSome: Number })
@@ -98,4 +102,4 @@ const program = Effect.gen(function*() {
   if (!exactlyOnce || !stored.exactlyOnce) return yield* Effect.dieMessage("events were lost or repeated")
 }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
 
-Cli.runMain(program)
+runMain(program)
