@@ -17,11 +17,9 @@ import type { SseEvent } from "../../wire/SseEvent.js"
 import { type Format, lines } from "./tail/format.js"
 import { Account, type Counts, reportProgress } from "./tail/progress.js"
 import { request, type RequestOptions, streamOf } from "./tail/request.js"
-import type { SessionStreamMismatch } from "./tail/sessionStream.js"
 
 export type { Counts } from "./tail/progress.js"
 export type { Format } from "./tail/format.js"
-export type { SessionStreamMismatch } from "./tail/sessionStream.js"
 
 export interface Options extends RequestOptions {
   readonly session: string
@@ -98,7 +96,7 @@ export type TailError =
   | InvalidConfig
   | CursorStore.SessionBusy
   | CursorStore.SessionLost
-  | SessionStreamMismatch
+  | SessionManager.SessionStreamMismatch
 
 /**
  * Every SSE_* setting a run uses, all read (each bad value named) before the store
@@ -137,8 +135,7 @@ const persistence = (options: Options, env: Settings): Effect.Effect<Persistence
  */
 const hold = (options: Options, { context, storeError }: Persistence, report: (status: Status) => Effect.Effect<void>) => {
   const manager = Context.get(context, SessionManager.SessionManager)
-  // Not a literal, so it compiles before SessionManager's HoldOptions has `stream` (see tail/sessionStream.ts).
-  const holdOptions: SessionManager.HoldOptions & { readonly stream: string } = { stream: options.stream ?? streamOf(options) }
+  const holdOptions = { stream: options.stream ?? streamOf(options) }
   return manager.hold(options.session, holdOptions).pipe(
     Effect.catchTag("SessionBusy", (busy) =>
       options.wait === true

@@ -125,10 +125,9 @@ export const run = (args: Cli.TailArguments): Effect.Effect<void, UsageError | T
       format: options.format as Tail.Format,
       client: {
         ...(options.resumeWith === undefined ? {} : { resumeWith: "get" as const }),
-        // INTEGRATION: the client's `connectAttempts` (attempts before the first successful
-        // connection): a server refused at the first try fails at once instead of after
-        // the whole budget. Passed through a cast until SseClient.Options has it.
-        ...({ connectAttempts: 1 } as {})
+        // A server refused at the very first try fails at once, as curl does, instead of
+        // after the whole retry budget; once connected, the budget applies as usual.
+        connectAttempts: 1
       },
       maxEvents: options.maxEvents,
       wait: options.wait,
