@@ -4,7 +4,7 @@
  * (fencing, the seq allocation, the XADDs and the end check cannot interleave with
  * another writer), and a refused write has written nothing.
  *
- * Layout per stream (keys in `redisLog.ts`): a hash `meta` (name, generation, last
+ * Layout per stream (keys in `redisLog.ts`): a hash `meta` (escaped name, generation, last
  * seq, newest epoch, end, retention, last append time) and a stream `events` whose
  * entry ids are the log's own ids, `<generation>-<seq>`: never the clock, so events
  * appended in one millisecond never reorder, and `XTRIM MINID` by id is retention by
@@ -75,13 +75,13 @@ end
 export const head = new Script(`${prelude}
 return head(KEYS[1], KEYS[2])`)
 
-/** Creates unless it exists; its head. KEYS: meta, events, counter. ARGV: name, maxEvents, maxAgeMillis ('' for none). */
+/** Creates unless it exists; its head. KEYS: meta, events, counter. ARGV: escaped name, maxEvents, maxAgeMillis ('' for none). */
 export const create = new Script(`${prelude}
 create(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 return head(KEYS[1], KEYS[2])`)
 
 /**
- * Appends all events or none. KEYS: meta, events, counter, aged. ARGV: name, epoch ('' for
+ * Appends all events or none. KEYS: meta, events, counter, retained. ARGV: escaped name, epoch ('' for
  * none), now, then type and data of each event. Returns {'ok', generation, first seq, time},
  * {'fenced', current epoch} or {'ended', end, reason}.
  */
@@ -101,10 +101,13 @@ for i = 4, #ARGV, 2 do
   redis.call('XADD', events, id(generation, seq), 'e', ARGV[i], 'd', ARGV[i + 1], 't', int(time))
 end
 redis.call('HSET', meta, 'seq', int(seq), 'time', int(time))
--- Retention by count here, not only in the background: a fast producer cannot outgrow it.
-local maxEvents = tonumber(m[6])
-if maxEvents and seq > maxEvents then redis.call('XTRIM', events, 'MINID', id(generation, seq - maxEvents + 1)) end
-if m[7] then redis.call('ZADD', KEYS[4], 'NX', int(time + tonumber(m[7])), ARGV[1]) end
+-- When the next trim is due: now if over the count, else when these events expire (LT
+-- keeps an earlier due time, that of older events).
+local maxEvents, maxAge = tonumber(m[6]), tonumber(m[7])
+local due = false
+if maxEvents and redis.call('XLEN', events) > maxEvents then due = time
+elseif maxAge then due = time + maxAge end
+if due then redis.call('ZADD', KEYS[4], 'LT', int(due), ARGV[1]) end
 return {'ok', generation, first, time}`)
 
 /**
@@ -129,8 +132,8 @@ redis.call('HSET', meta, 'end', ARGV[3], 'reason', ARGV[4], 'time', int(time))
 return {'ok'}`)
 
 /**
- * Deletes the stream, leaving a tombstone entry for `ttl` ms. KEYS: meta, events, aged.
- * ARGV: name, ttl. Returns 1 if it existed.
+ * Deletes the stream, leaving a tombstone entry for `ttl` ms. KEYS: meta, events, retained.
+ * ARGV: escaped name, ttl. Returns 1 if it existed.
  */
 export const remove = new Script(`${prelude}
 local meta, events = KEYS[1], KEYS[2]
@@ -143,21 +146,21 @@ redis.call('PEXPIRE', events, ARGV[2])
 return 1`)
 
 /**
- * Applies retention, scanning at most `batch` entries for age. KEYS: meta, events, aged.
- * ARGV: name, now, batch. Returns {removed, 1 if more may be due now else 0}.
+ * Applies retention, scanning at most `batch` entries for age. KEYS: meta, events,
+ * retained. ARGV: escaped name, now, batch. Returns {removed, 1 if more may be due now else 0}.
  *
- * Ids are seqs, not times, so age cannot be cut with one MINID: the scan from the
- * oldest entry stops at the first one young enough (times never decrease within a
- * stream), so it costs the entries it removes plus one, each entry is removed once,
- * and no time index has to be kept in step with the stream. The stream's score in
- * \`aged\` is when its oldest kept event expires, so the background pass only visits
- * streams that have something to remove.
+ * By count, one `XTRIM MINID` (ids are seqs). By age it cannot be one MINID, ids not
+ * being times: the scan from the oldest entry stops at the first one young enough
+ * (times never decrease within a stream), so it costs the entries it removes plus one,
+ * each entry is removed once, and no time index has to be kept in step with the
+ * stream. The stream's score in \`retained\` is when its next trim is due (its oldest
+ * kept event expires), so the background pass visits only streams with work.
  */
 export const trim = new Script(`${prelude}
-local meta, events, aged, name = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local meta, events, retained, name = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local m = redis.call('HMGET', meta, 'generation', 'seq', 'maxEvents', 'maxAgeMillis')
 if not m[1] then
-  redis.call('ZREM', aged, name)
+  redis.call('ZREM', retained, name)
   return {0, 0}
 end
 local generation, seq = tonumber(m[1]), tonumber(m[2])
@@ -168,7 +171,7 @@ if maxEvents and seq > maxEvents then
 end
 local maxAge = tonumber(m[4])
 if not maxAge then
-  redis.call('ZREM', aged, name)
+  redis.call('ZREM', retained, name)
   return {removed, 0}
 end
 local cutoff = tonumber(ARGV[2]) - maxAge
@@ -183,10 +186,10 @@ for _, entry in ipairs(entries) do
 end
 if last then removed = removed + redis.call('XTRIM', events, 'MINID', id(generation, seqOf(last) + 1)) end
 if kept and kept[2][1] == 'e' then
-  redis.call('ZADD', aged, int(tonumber(kept[2][6]) + maxAge), name)
+  redis.call('ZADD', retained, int(tonumber(kept[2][6]) + maxAge), name)
 elseif not kept and #entries == tonumber(ARGV[3]) then
   return {removed, 1}
 else
-  redis.call('ZREM', aged, name)
+  redis.call('ZREM', retained, name)
 end
 return {removed, 0}`)

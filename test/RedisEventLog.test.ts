@@ -1,0 +1,208 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Cause, Chunk, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import { Redis } from "ioredis"
+import * as RedisEventLog from "../src/engines/RedisEventLog.js"
+import { EventLog } from "../src/server/EventLog.js"
+import { keysOf } from "../src/server/internal/redisLog.js"
+import { eventLogContract } from "./support/eventLogContract.js"
+import { runId } from "./support/stores.js"
+
+const redisUrl = process.env.REDIS_URL
+
+if (redisUrl === undefined) console.log("[RedisEventLog] Redis tests skipped: set REDIS_URL (e.g. redis://127.0.0.1:6379)")
+
+/** Every key of this run starts with it: other runs and helpers share the Redis. */
+const prefix = `sse-test-${runId}`
+
+/** Deletes this run's keys only (SCAN by prefix; never FLUSHDB: the database is shared). */
+const flushPrefix = async (url: string) => {
+  const client = new Redis(url)
+  try {
+    let cursor = "0"
+    do {
+      const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      if (keys.length > 0) await client.unlink(...keys)
+      cursor = next
+    } while (cursor !== "0")
+  } finally {
+    client.disconnect()
+  }
+}
+
+if (redisUrl !== undefined) {
+  afterAll(() => flushPrefix(redisUrl))
+
+  eventLogContract("Redis", (settings) => RedisEventLog.layer({ url: redisUrl, prefix: `${prefix}-contract`, ...settings }))
+}
+
+/** An instance of the log (as another process would have), for the test's scope. */
+const instance = (options: Partial<RedisEventLog.Settings> = {}) =>
+  Effect.map(
+    Layer.build(RedisEventLog.layer({ url: redisUrl!, prefix, ...options })),
+    (context) => Context.get(context, EventLog)
+  )
+
+let n = 0
+const fresh = (label: string) => `${label}-${n++}`
+
+const raw = Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl!)), (client) => Effect.sync(() => client.disconnect()))
+const keys = keysOf(prefix)
+
+describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
+  it.scopedLive("two instances on one Redis: a follower on one sees appends through the other, live, then the end", () =>
+    Effect.gen(function*() {
+      // A long block: an added stream must wake the tail's XREAD, not wait out a round.
+      const blockTimeout = Duration.seconds(60)
+      const a = yield* instance({ blockTimeout })
+      const b = yield* instance({ blockTimeout })
+      const stream = fresh("two")
+      yield* b.create(stream)
+      const follower = yield* Effect.fork(Stream.runCollect(a.follow(stream)))
+      for (let i = 1; i <= 3; i++) {
+        yield* b.append(stream, [{ data: `e${i}` }])
+        yield* Effect.sleep("50 millis")
+      }
+      yield* b.complete(stream)
+      const events = yield* Fiber.join(follower).pipe(
+        Effect.timeoutFail({ duration: Duration.millis(Duration.toMillis(blockTimeout) / 4), onTimeout: () => "follower not woken" })
+      )
+      expect(Chunk.toReadonlyArray(events).map((e) => e.data)).toEqual(["e1", "e2", "e3"])
+    }))
+
+  it.scopedLive("a follower on one instance is told when another deletes the stream", () =>
+    Effect.gen(function*() {
+      const blockTimeout = Duration.seconds(60)
+      const a = yield* instance({ blockTimeout })
+      const b = yield* instance({ blockTimeout })
+      const stream = fresh("deleted")
+      yield* b.append(stream, [{ data: "x" }])
+      const follower = yield* Effect.fork(Stream.runCollect(a.follow(stream)))
+      yield* Effect.sleep("100 millis")
+      yield* b.delete(stream)
+      const exit = yield* Fiber.await(follower).pipe(
+        Effect.timeoutFail({ duration: Duration.millis(Duration.toMillis(blockTimeout) / 4), onTimeout: () => "follower not told" })
+      )
+      expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.map((e) => e._tag), Option.getOrUndefined))
+        .toBe("StreamNotFound")
+    }))
+
+  it.scopedLive("a fenced producer's append and end write nothing", () =>
+    Effect.gen(function*() {
+      const log = yield* instance()
+      const client = yield* raw
+      const stream = fresh("fenced")
+      yield* log.append(stream, [{ data: "new" }], { epoch: 2 })
+      const before = { meta: yield* Effect.promise(() => client.hgetall(keys.meta(stream))), entries: yield* Effect.promise(() => client.xrange(keys.events(stream), "-", "+")) }
+      const appended = yield* Effect.flip(log.append(stream, [{ data: "stale" }, { data: "stale too" }], { epoch: 1 }))
+      expect(appended).toMatchObject({ _tag: "ProducerFenced", epoch: 1, current: 2 })
+      const ended = yield* Effect.flip(log.complete(stream, { epoch: 1 }))
+      expect(ended).toMatchObject({ _tag: "ProducerFenced", epoch: 1, current: 2 })
+      const after = { meta: yield* Effect.promise(() => client.hgetall(keys.meta(stream))), entries: yield* Effect.promise(() => client.xrange(keys.events(stream), "-", "+")) }
+      expect(after).toEqual(before)
+      expect(before.entries.map(([, fields]) => fields[3])).toEqual(["new"])
+      expect(before.meta.epoch).toBe("2")
+    }))
+
+  it.scopedLive("names with ':', '%', unicode and lone surrogates never share keys, nor a place in the trim schedule", () =>
+    Effect.gen(function*() {
+      const trimInterval = Duration.millis(50)
+      const log = yield* instance({ trimInterval })
+      const client = yield* raw
+      const tag = fresh("names")
+      const names = ["a:b", "a%003ab", "a%3Ab", "a", "a:b:c", "é", "e\u0301", "\uD800", "\uFFFD", "😀", "meta:x", " "].map((name) => `${tag}/${name}`)
+      // Data is the index: a lone surrogate is not UTF-8, so Redis could not keep it as data.
+      for (const [i, name] of names.entries()) {
+        yield* log.create(name, { retention: { maxEvents: 1 } })
+        yield* log.append(name, [{ data: `${i} old` }, { data: String(i) }])
+      }
+      const generations = yield* Effect.forEach(names, (name) => Effect.map(log.info(name), (info) => Option.getOrThrow(info).generation))
+      expect(new Set(generations).size).toBe(names.length)
+      expect(new Set(names.map(keys.events)).size).toBe(names.length)
+      const stored = yield* Effect.promise(() => client.keys(`${prefix}:meta:${tag}*`))
+      expect(stored.length).toBe(names.length)
+      // The background trim reaches each stream by its own name (200 intervals: ample on a loaded machine).
+      const counts = Effect.forEach(names, (name) => Effect.map(log.info(name), (info) => Option.getOrThrow(info).count))
+      yield* counts.pipe(
+        Effect.repeat({ until: (all) => all.every((count) => count === 1), schedule: Schedule.spaced(trimInterval) }),
+        Effect.timeout(Duration.times(trimInterval, 200))
+      )
+      for (const [i, name] of names.entries()) {
+        expect((yield* log.read(name)).events.map((e) => e.data)).toEqual([String(i)])
+      }
+    }))
+
+  it.scopedLive("10,000 appends from 10 fibers: ids contiguous, none twice, each fiber's order kept", () =>
+    Effect.gen(function*() {
+      const log = yield* instance()
+      const stream = fresh("concurrent")
+      const fibers = 10
+      const each = 1_000
+      const returned = yield* Effect.forEach(
+        Array.from({ length: fibers }, (_, f) => f),
+        (f) => Effect.forEach(Array.from({ length: each }, (_, i) => i), (i) => log.append(stream, [{ data: `${f}:${i}` }])),
+        { concurrency: "unbounded" }
+      )
+      const events: Array<{ id: string; data: string }> = []
+      let after: string | undefined
+      while (true) {
+        const page = yield* log.read(stream, { after })
+        if (page.events.length === 0) break
+        events.push(...page.events)
+        after = page.events[page.events.length - 1]!.id
+      }
+      expect(events.length).toBe(fibers * each)
+      const generation = events[0]!.id.split("-")[0]
+      expect(events.map((e) => e.id)).toEqual(events.map((_, i) => `${generation}-${i + 1}`))
+      expect(new Set(returned.flat(2).map((e) => e.id)).size).toBe(fibers * each)
+      const next = new Array<number>(fibers).fill(0)
+      for (const event of events) {
+        const [f, i] = event.data.split(":").map(Number) as [number, number]
+        expect(i).toBe(next[f])
+        next[f]!++
+      }
+    }), { timeout: 120_000 })
+
+  it.scopedLive("retention is applied in the background: by count, and by age once the oldest event expires", () =>
+    Effect.gen(function*() {
+      const trimInterval = Duration.millis(50)
+      const maxAgeMillis = 300
+      const log = yield* instance({ trimInterval })
+      const counted = fresh("count")
+      yield* log.create(counted, { retention: { maxEvents: 5 } })
+      for (let i = 1; i <= 20; i++) yield* log.append(counted, [{ data: `${i}` }])
+      yield* Effect.repeat(
+        Effect.map(log.info(counted), (info) => Option.getOrThrow(info).count),
+        { until: (count) => count === 5, schedule: Schedule.spaced(trimInterval) }
+      )
+      const info = Option.getOrThrow(yield* log.info(counted))
+      expect(Option.getOrThrow(info.firstId)).toBe(`${info.generation}-16`)
+
+      const aged = fresh("age")
+      yield* log.create(aged, { retention: { maxAgeMillis } })
+      const appendedAt = yield* Clock.currentTimeMillis
+      yield* log.append(aged, [{ data: "old 1" }, { data: "old 2" }])
+      expect(Option.getOrThrow(yield* log.info(aged)).count).toBe(2)
+      // Removed by a background pass once older than maxAge, never before.
+      yield* Effect.repeat(
+        Effect.map(log.info(aged), (info) => Option.getOrThrow(info).count),
+        { until: (count) => count === 0, schedule: Schedule.spaced(trimInterval) }
+      )
+      expect((yield* Clock.currentTimeMillis) - appendedAt).toBeGreaterThan(maxAgeMillis)
+      const young = yield* log.append(aged, [{ data: "young" }])
+      expect((yield* log.read(aged)).events.map((e) => e.id)).toEqual([young[0]!.id])
+    }))
+
+})
+
+describe("RedisEventLog without a server", () => {
+  it.live("an unreachable Redis fails at layer start with an open error naming the URL, not its password", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(RedisEventLog.layer("redis://:hunter2@127.0.0.1:1/0")).pipe(Effect.scoped))
+      expect(error._tag).toBe("EventLogError")
+      expect(error.operation).toBe("open")
+      expect(String(error.cause)).toContain("127.0.0.1:1")
+      expect(String(error.cause)).not.toContain("hunter2")
+      const malformed = yield* Effect.flip(Layer.build(RedisEventLog.layer("http://127.0.0.1:6379")).pipe(Effect.scoped))
+      expect(malformed.operation).toBe("open")
+    }).pipe(Effect.timeout("10 seconds")))
+})
