@@ -170,10 +170,12 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
       const counted = fresh("count")
       yield* log.create(counted, { retention: { maxEvents: 5 } })
       for (let i = 1; i <= 20; i++) yield* log.append(counted, [{ data: `${i}` }])
+      // Bounded by the settings: 200 intervals is ample on a loaded machine.
+      const bound = Duration.times(trimInterval, 200)
       yield* Effect.repeat(
         Effect.map(log.info(counted), (info) => Option.getOrThrow(info).count),
         { until: (count) => count === 5, schedule: Schedule.spaced(trimInterval) }
-      )
+      ).pipe(Effect.timeout(bound))
       const info = Option.getOrThrow(yield* log.info(counted))
       expect(Option.getOrThrow(info.firstId)).toBe(`${info.generation}-16`)
 
@@ -186,7 +188,7 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
       yield* Effect.repeat(
         Effect.map(log.info(aged), (info) => Option.getOrThrow(info).count),
         { until: (count) => count === 0, schedule: Schedule.spaced(trimInterval) }
-      )
+      ).pipe(Effect.timeout(Duration.sum(Duration.millis(maxAgeMillis), bound)))
       expect((yield* Clock.currentTimeMillis) - appendedAt).toBeGreaterThan(maxAgeMillis)
       const young = yield* log.append(aged, [{ data: "young" }])
       expect((yield* log.read(aged)).events.map((e) => e.id)).toEqual([young[0]!.id])
