@@ -86,6 +86,30 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
         .toBe("StreamNotFound")
     }))
 
+  it.scopedLive("on an existing client: the log uses it and leaves it open; its tail connection closes with the layer", () =>
+    Effect.gen(function*() {
+      const client = yield* raw
+      const tails = Effect.map(
+        Effect.promise(() => client.client("LIST") as Promise<string>),
+        (list) => list.split("\n").filter((line) => line.includes(` name=${keys.tailConnection} `)).length
+      )
+      const stream = fresh("client")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = Context.get(yield* Layer.build(RedisEventLog.layerClient(client, { prefix })), EventLog)
+        const follower = yield* Effect.fork(Stream.runCollect(log.follow(stream)))
+        yield* log.append(stream, [{ data: "x" }])
+        yield* log.complete(stream)
+        expect(Chunk.toReadonlyArray(yield* Fiber.join(follower)).map((e) => e.data)).toEqual(["x"])
+        expect(yield* tails).toBe(1)
+      }))
+      expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+      // The server sees the close a moment later.
+      yield* tails.pipe(
+        Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("5 seconds")
+      )
+    }))
+
   it.scopedLive("a fenced producer's append and end write nothing", () =>
     Effect.gen(function*() {
       const log = yield* instance()

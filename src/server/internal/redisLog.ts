@@ -54,7 +54,9 @@ export const keysOf = (prefix: string) => ({
    * lone surrogates), scored by when their next trim is due.
    */
   retained: `${prefix}:retained`,
-  wake: (process: string) => `${prefix}:wake:${process}`
+  wake: (process: string) => `${prefix}:wake:${process}`,
+  /** The tail connection's CLIENT SETNAME, to find it in CLIENT LIST (no spaces allowed there). */
+  tailConnection: `sse-resume-tail:${escapeName(prefix)}`
 })
 
 // --- Connecting ---

@@ -19,6 +19,7 @@ import { EventLogError } from "../EventLog.js"
 export interface TailKeys {
   readonly events: (stream: string) => string
   readonly wake: (process: string) => string
+  readonly tailConnection: string
 }
 
 export interface Tail {
@@ -51,7 +52,7 @@ export const make = (
     // keepalive yet): it times out and the connection is made again.
     const commandTimeout = Duration.toMillis(options.blockTimeout) + Duration.toMillis(answerSlack)
     const blocking = yield* Effect.acquireRelease(
-      Effect.sync(() => client.duplicate({ commandTimeout, lazyConnect: true }).on("error", () => {})),
+      Effect.sync(() => client.duplicate({ commandTimeout, lazyConnect: true, connectionName: keys.tailConnection }).on("error", () => {})),
       (connection) => Effect.sync(() => connection.disconnect())
     )
     yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => client.del(wakeKey))))
