@@ -53,18 +53,14 @@ export const config: Config.Config<Settings> = Config.all({
  * unreachable server fails with an `EventLogError` of operation "open" naming the URL
  * without its password.
  */
-export const layer = (
-  options: string | Redacted.Redacted | ({ readonly url: string | Redacted.Redacted } & Partial<Settings>)
-): Layer.Layer<EventLog, EventLogError> => {
-  const { url, ...settings } = typeof options === "string" || Redacted.isRedacted(options) ? { url: options } : options
-  return Layer.scoped(
+export const layer = (url: string | Redacted.Redacted, options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError> =>
+  Layer.scoped(
     EventLog,
     Effect.flatMap(
       internal.connect(Redacted.isRedacted(url) ? Redacted.value(url) : url),
-      (client) => internal.make(client, { ...defaults, ...settings })
+      (client) => internal.make(client, { ...defaults, ...options })
     )
   )
-}
 
 /**
  * The log on an existing ioredis client, which stays the caller's (not closed with the
@@ -82,6 +78,6 @@ export const layerConfig: Layer.Layer<EventLog, EventLogError | ConfigError> = L
       ),
       settings: config
     }),
-    ({ settings, url }) => layer({ ...settings, url })
+    ({ settings, url }) => layer(url, settings)
   )
 )
