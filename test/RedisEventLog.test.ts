@@ -110,6 +110,27 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
       )
     }))
 
+  it.scopedLive("after Redis lost its data (a restart without persistence), a re-created stream reissues no id a reader holds", () =>
+    Effect.gen(function*() {
+      // A prefix of its own: its counter starts from nothing, as after the loss.
+      const lost = `${prefix}-lost`
+      const log = Context.get(yield* Layer.build(RedisEventLog.layer(redisUrl!, { prefix: lost })), EventLog)
+      const client = yield* raw
+      const stream = fresh("lost")
+      const held = yield* log.append(stream, [{ data: "1" }, { data: "2" }, { data: "3" }])
+      const loseEverything = Effect.promise(async () => {
+        const keys = await client.keys(`${lost}:*`)
+        if (keys.length > 0) await client.del(...keys)
+      })
+      yield* loseEverything
+      yield* Effect.sleep("2 millis")
+      const renewed = yield* log.append(stream, [{ data: "new 1" }, { data: "new 2" }, { data: "new 3" }, { data: "new 4" }])
+      expect(renewed.map((e) => e.id)).not.toContain(held[1]!.id)
+      const refused = yield* Effect.flip(log.read(stream, { after: held[1]!.id }))
+      expect(refused).toMatchObject({ _tag: "UnknownEventId", reason: "other-stream" })
+      yield* loseEverything
+    }))
+
   it.scopedLive("a fenced producer's append and end write nothing", () =>
     Effect.gen(function*() {
       const log = yield* instance()

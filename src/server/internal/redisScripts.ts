@@ -50,12 +50,21 @@ local function head(meta, events)
   return {tonumber(m[1]), seq, trimmedThrough, m[3], m[4], m[5], m[6]}
 end
 
--- Creates the stream with a generation from the log's counter unless it exists.
+-- Creates the stream unless it exists, with a generation from the log's counter that is
+-- at least the server's time in ms: a Redis that lost its data (restarted without
+-- persistence, or failed over to a lagging replica) restarts its counter, and a plain
+-- INCR would then reissue generation 1 and the ids readers hold.
 local function create(meta, events, counter, name, maxEvents, maxAge)
   if redis.call('EXISTS', meta) == 1 then return end
   redis.call('DEL', events)
   local generation = redis.call('INCR', counter)
-  redis.call('HSET', meta, 'name', name, 'generation', generation, 'seq', 0, 'time', 0)
+  local time = redis.call('TIME')
+  local millis = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if generation < millis then
+    generation = millis
+    redis.call('SET', counter, int(generation))
+  end
+  redis.call('HSET', meta, 'name', name, 'generation', int(generation), 'seq', 0, 'time', 0)
   if maxEvents ~= '' then redis.call('HSET', meta, 'maxEvents', maxEvents) end
   if maxAge ~= '' then redis.call('HSET', meta, 'maxAgeMillis', maxAge) end
 end
