@@ -1,13 +1,14 @@
 /**
- * The event log on Redis (Redis Streams, through ioredis 5): its own entry point
- * (`effect-sse-resume/redis`), so only its users load the driver. Several instances
- * on one Redis share the log: a follower on one sees appends made through another
- * live, through Redis itself.
+ * The event log on Redis (Redis Streams, through ioredis 5; Redis 6.2 or later for
+ * `XTRIM MINID` and `ZADD LT`): its own entry point (`effect-sse-resume/redis`), so
+ * only its users load the driver. Several instances on one Redis share the log: a
+ * follower on one sees appends made through another live, through Redis itself.
  *
  * What is durable is what Redis keeps: with `appendonly no` and no `save`, nothing
- * survives a restart of Redis. Streams, their ends and the generation counter are
- * plain keys under `prefix`; Redis Cluster is not supported (a script touches the
- * log's counter and a stream's keys together).
+ * survives a restart of Redis. A generation is at least Redis's time in ms when the
+ * stream is created, so even then a re-created stream reissues no id a reader holds.
+ * Streams, their ends and the generation counter are plain keys under `prefix`; Redis
+ * Cluster is not supported (a script touches the log's counter and a stream's keys).
  */
 import type { Redis } from "ioredis"
 import { Config, Duration, Effect, Layer, Redacted } from "effect"

@@ -103,7 +103,7 @@ const fail = (operation: EventLogError["operation"], stream: string) => (cause: 
   new EventLogError({ operation, stream, cause })
 
 const damaged = (operation: EventLogError["operation"], stream: string, reply: unknown) =>
-  new EventLogError({ operation, stream, cause: `unexpected reply from Redis: ${JSON.stringify(reply)}` })
+  new EventLogError({ operation, stream, cause: `unexpected reply from Redis: ${JSON.stringify(reply)?.slice(0, 200)}` })
 
 const endOf = (tag: unknown, reason: unknown): EventLog.StreamEnd =>
   tag === "Failed" ? { _tag: "Failed", reason: String(reason ?? "") } : { _tag: "Completed" }
