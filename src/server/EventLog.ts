@@ -240,6 +240,9 @@ export const appended = Metric.counter("event_log_appended", {
 export const readers = Metric.gauge("event_log_readers", {
   description: "Followers of the event log's streams now"
 })
+export const subscriptions = Metric.gauge("event_log_subscriptions", {
+  description: "Streams followed in this process, each through one shared subscription however many followers it has"
+})
 export const readerFallbacks = Metric.counter("event_log_reader_fallbacks", {
   description: "Times a follower fell behind its buffer and went on from storage",
   incremental: true
