@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import { Cause, Chunk, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Stream } from "effect"
 import { Redis } from "ioredis"
 import * as RedisEventLog from "../src/engines/RedisEventLog.js"
 import { EventLog } from "../src/server/EventLog.js"
@@ -67,6 +67,32 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
         Effect.timeoutFail({ duration: Duration.millis(Duration.toMillis(blockTimeout) / 4), onTimeout: () => "follower not woken" })
       )
       expect(Chunk.toReadonlyArray(events).map((e) => e.data)).toEqual(["e1", "e2", "e3"])
+    }))
+
+  it.scopedLive("the tail's connection cut (killed by the server): followers go on once it is made again", () =>
+    Effect.gen(function*() {
+      const blockTimeout = Duration.seconds(60)
+      const tailPrefix = `${prefix}-cut`
+      const a = Context.get(yield* Layer.build(RedisEventLog.layer(redisUrl!, { prefix: tailPrefix, blockTimeout })), EventLog)
+      const b = Context.get(yield* Layer.build(RedisEventLog.layer(redisUrl!, { prefix: tailPrefix, blockTimeout })), EventLog)
+      const client = yield* raw
+      const stream = fresh("cut")
+      yield* b.create(stream)
+      const seen = yield* Queue.unbounded<string>()
+      yield* Effect.forkScoped(Stream.runForEach(a.follow(stream), (e) => Queue.offer(seen, e.data)))
+      yield* b.append(stream, [{ data: "before" }])
+      expect(yield* Queue.take(seen)).toBe("before")
+      // Only this test's two tails (a's and b's): other helpers' connections share the server.
+      const name = keysOf(tailPrefix).tailConnection
+      const list = (yield* Effect.promise(() => client.client("LIST") as Promise<string>)).split("\n")
+      const ids = list.filter((line) => line.includes(` name=${name} `)).map((line) => line.match(/^id=(\d+)/)![1]!)
+      expect(ids.length).toBe(2)
+      for (const id of ids) yield* Effect.promise(() => client.client("KILL", "ID", id))
+      yield* b.append(stream, [{ data: "after" }])
+      const after = yield* Queue.take(seen).pipe(
+        Effect.timeoutFail({ duration: Duration.millis(Duration.toMillis(blockTimeout) / 4), onTimeout: () => "follower not woken after the cut" })
+      )
+      expect(after).toBe("after")
     }))
 
   it.scopedLive("a follower on one instance is told when another deletes the stream", () =>
