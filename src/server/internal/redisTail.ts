@@ -48,11 +48,21 @@ export const make = (
 ): Effect.Effect<Tail, never, Scope.Scope> =>
   Effect.gen(function*() {
     const wakeKey = keys.wake(randomUUID())
-    // An XREAD unanswered well past its block time is on a dead connection (no RST, no
-    // keepalive yet): it times out and the connection is made again.
+    // A cut connection is made again and the XREAD sent again (whatever the caller's
+    // client says: its options are copied). An XREAD unanswered well past its block time
+    // is on a dead connection (no RST, no keepalive yet): it times out and the
+    // connection is made again.
     const commandTimeout = Duration.toMillis(options.blockTimeout) + Duration.toMillis(answerSlack)
     const blocking = yield* Effect.acquireRelease(
-      Effect.sync(() => client.duplicate({ commandTimeout, lazyConnect: true, connectionName: keys.tailConnection }).on("error", () => {})),
+      Effect.sync(() =>
+        client.duplicate({
+          autoResendUnfulfilledCommands: true,
+          enableOfflineQueue: true,
+          commandTimeout,
+          lazyConnect: true,
+          connectionName: keys.tailConnection
+        }).on("error", () => {})
+      ),
       (connection) => Effect.sync(() => connection.disconnect())
     )
     yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => client.del(wakeKey))))
