@@ -6,20 +6,14 @@
  * shared blocking XREAD (`redisTail.ts`), whichever process appended.
  */
 import { Redis } from "ioredis"
-import { Clock, Duration, Effect, Option, type Scope, Stream } from "effect"
+import { Clock, Effect, Option, type Scope, Stream } from "effect"
+import type * as RedisEventLog from "../../engines/RedisEventLog.js"
 import type * as EventLog from "../EventLog.js"
 import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
 import type { Head, Storage } from "./eventLog.js"
 import * as core from "./eventLog.js"
 import * as scripts from "./redisScripts.js"
 import * as RedisTail from "./redisTail.js"
-
-export interface RedisSettings extends EventLog.Settings {
-  /** Start of every key of this log (`<prefix>:meta:<stream>`, …): logs with other prefixes share a database unseen. */
-  readonly prefix: string
-  /** How long the live tail's XREAD waits before asking again: the longest a dead connection goes unnoticed. */
-  readonly blockTimeout: Duration.Duration
-}
 
 // --- Keys ---
 
@@ -29,7 +23,7 @@ export interface RedisSettings extends EventLog.Settings {
  * digits of the UTF-16 unit. Every escape has the same width, so no two names share
  * a key, lone surrogates included (a UTF-8 form would merge them into U+FFFD).
  */
-export const escapeName = (name: string): string => {
+const escapeName = (name: string): string => {
   let escaped = ""
   for (let i = 0; i < name.length; i++) {
     const unit = name.charCodeAt(i)
@@ -41,7 +35,7 @@ export const escapeName = (name: string): string => {
 }
 
 /** The name `escapeName` gave. */
-export const unescapeName = (escaped: string): string =>
+const unescapeName = (escaped: string): string =>
   escaped.replace(/%([0-9a-f]{4})/g, (_, unit: string) => String.fromCharCode(parseInt(unit, 16)))
 
 export const keysOf = (prefix: string) => ({
@@ -62,7 +56,7 @@ export const keysOf = (prefix: string) => ({
 // --- Connecting ---
 
 /** The URL as errors may show it: without its password. */
-export const safeUrl = (url: string): string => {
+const safeUrl = (url: string): string => {
   if (!URL.canParse(url)) return "(not a URL)"
   const parsed = new URL(url)
   if (parsed.password !== "") parsed.password = "***"
@@ -136,9 +130,9 @@ const tombstoneTtlMillis = 60_000
 const trimBatch = 1_000
 
 /** Storage on `client`, with the live tail's blocking connection (closed with the scope). */
-export const makeStorage = (
+const makeStorage = (
   client: Redis,
-  settings: RedisSettings
+  settings: RedisEventLog.Settings
 ): Effect.Effect<{ readonly storage: Storage; readonly tail: RedisTail.Tail }, never, Scope.Scope> =>
   Effect.gen(function*() {
     const keys = keysOf(settings.prefix)
@@ -261,7 +255,7 @@ export const makeStorage = (
  * The log's service on `client`: the backend-independent half over Redis storage,
  * each follower watching its stream on the live tail while it follows.
  */
-export const make = (client: Redis, settings: RedisSettings): Effect.Effect<EventLog.EventLog["Type"], never, Scope.Scope> =>
+export const make = (client: Redis, settings: RedisEventLog.Settings): Effect.Effect<EventLog.EventLog["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const { storage, tail } = yield* makeStorage(client, settings)
     const service = yield* core.make(storage, settings)
