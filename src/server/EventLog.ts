@@ -11,6 +11,12 @@
  *
  * The end of a stream (completed or failed) is an entry of the log, so a reader that
  * comes back to a finished stream gets the rest, then the end.
+ *
+ * Layers: `layerMemory`, `layerSql` (any `@effect/sql` client), and the engines
+ * `SqliteEventLog.layer(filename)` and `PgEventLog.layer(url)`. In a process, the
+ * followers of one stream share one subscription (one wake-up, one read of the new
+ * events) and each has a buffer of `readerBuffer` events; one that falls behind it
+ * goes on by reading storage, so a slow reader costs no memory and holds up no one.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, type Option, type Stream } from "effect"
@@ -156,7 +162,8 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
   /**
    * The events after `after`, then new ones as they are appended; ends when the stream
    * completes, fails with `StreamEnded` (a `Failed` end) when it fails. Positioning
-   * errors come before any event.
+   * errors come before any event; later, `StreamNotFound` if the stream is deleted,
+   * `EventLogGap` if retention removes events this follower has not read yet.
    */
   readonly follow: (
     stream: string,
@@ -170,7 +177,7 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
     reason: string,
     producer?: Producer
   ) => Effect.Effect<void, EndError>
-  /** Removes the stream and its events; its generation is never reused. */
+  /** Removes the stream and its events (its followers end with `StreamNotFound`); its generation is never reused. */
   readonly delete: (stream: string) => Effect.Effect<void, EventLogError | InvalidRequest>
   readonly info: (stream: string) => Effect.Effect<Option.Option<StreamInfo>, EventLogError | InvalidRequest>
   /**
@@ -256,9 +263,10 @@ export const trimmed = Metric.counter("event_log_trimmed", {
 
 /**
  * The log in this process's memory (ids start again with a new layer); for tests,
- * demos and single-process servers that need no durability.
+ * demos and single-process servers that need no durability. Fails (`EventLogError`,
+ * operation "open") only on a setting out of its rule.
  */
-export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog> =>
+export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError> =>
   Layer.scoped(EventLog, Effect.flatMap(memory.make, (storage) => core.make(storage, { ...defaults, ...options })))
 
 /**

@@ -6,8 +6,10 @@
  */
 import { Chunk, Effect, Metric, Option, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
+import { countRule, durationRule, isCount, isPositiveDuration } from "../../internal/settings.js"
 import {
   appended,
+  EventLogError,
   EventLogGap,
   InvalidRequest,
   StreamEnded,
@@ -15,7 +17,7 @@ import {
   trimmed,
   UnknownEventId
 } from "../EventLog.js"
-import { Hubs } from "./fanout.js"
+import { makeHubs } from "./fanout.js"
 
 /** What a backend knows of a stream besides its events. */
 export interface Head {
@@ -85,7 +87,7 @@ const shown = (id: string) => id.length <= 64 ? id : `${id.slice(0, 64)}…`
  * this stream never issued is `UnknownEventId`, one retention removed the successor
  * of is `EventLogGap`; no `after` starts at the first kept event.
  */
-export const position = (
+const position = (
   stream: string,
   head: Head,
   after: string | undefined
@@ -132,16 +134,29 @@ const checkEvents = (stream: string, events: ReadonlyArray<EventLog.EventInput>)
   return Effect.void
 }
 
-const isCount = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n >= 1)
+const isCountOrUnset = (n: number | undefined) => n === undefined || isCount(n)
 
 const checkRetention = (stream: string, retention: EventLog.Retention) =>
-  isCount(retention.maxEvents) && isCount(retention.maxAgeMillis)
+  isCountOrUnset(retention.maxEvents) && isCountOrUnset(retention.maxAgeMillis)
     ? Effect.void
     : invalid("create", stream, "retention bounds must be whole numbers ≥ 1")
 
+/** Settings given in code obey the rules the environment's do (`internal/settings.ts`). */
+const checkSettings = (settings: EventLog.Settings) => {
+  const bad = (["maxStreamNameLength", "maxReadLimit", "readerBuffer"] as const).find((key) => !isCount(settings[key])) ??
+    (["trimInterval", "pollInterval"] as const).find((key) => !isPositiveDuration(settings[key]))
+  return bad === undefined ? Effect.void : Effect.fail(
+    new EventLogError({
+      operation: "open",
+      stream: "",
+      cause: `${bad}: ${String(settings[bad])} ${bad.endsWith("Interval") ? durationRule : countRule}`
+    })
+  )
+}
+
 // --- The service ---
 
-export const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
+const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
   stream,
   generation: head.generation,
   firstId: head.lastSeq > head.trimmedThrough ? Option.some(formatId(head.generation, head.trimmedThrough + 1)) : Option.none(),
@@ -154,9 +169,10 @@ export const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
 export const make = (
   storage: Storage,
   settings: EventLog.Settings
-): Effect.Effect<EventLog.EventLog["Type"], never, Scope.Scope> =>
+): Effect.Effect<EventLog.EventLog["Type"], EventLogError, Scope.Scope> =>
   Effect.gen(function*() {
-    const hubs = yield* Hubs.make(storage, settings)
+    yield* checkSettings(settings)
+    const hubs = yield* makeHubs(storage, settings)
 
     const existing = (stream: string) =>
       Effect.flatMap(
