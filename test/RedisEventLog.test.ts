@@ -53,20 +53,25 @@ describe.skipIf(redisUrl === undefined)("RedisEventLog", () => {
     Effect.gen(function*() {
       // A long block: an added stream must wake the tail's XREAD, not wait out a round.
       const blockTimeout = Duration.seconds(60)
+      const bound = Duration.millis(Duration.toMillis(blockTimeout) / 4)
       const a = yield* instance({ blockTimeout })
       const b = yield* instance({ blockTimeout })
       const stream = fresh("two")
       yield* b.create(stream)
-      const follower = yield* Effect.fork(Stream.runCollect(a.follow(stream)))
+      const seen = yield* Queue.unbounded<string>()
+      const follower = yield* a.follow(stream).pipe(
+        Stream.runForEach((e) => Queue.offer(seen, e.data)),
+        Effect.fork
+      )
+      // Each append waits until the follower took the one before: it is live then, so only
+      // the tail can bring the next (the first may come from its read of storage).
       for (let i = 1; i <= 3; i++) {
         yield* b.append(stream, [{ data: `e${i}` }])
-        yield* Effect.sleep("50 millis")
+        expect(yield* Queue.take(seen).pipe(Effect.timeoutFail({ duration: bound, onTimeout: () => `e${i} not seen` })))
+          .toBe(`e${i}`)
       }
       yield* b.complete(stream)
-      const events = yield* Fiber.join(follower).pipe(
-        Effect.timeoutFail({ duration: Duration.millis(Duration.toMillis(blockTimeout) / 4), onTimeout: () => "follower not woken" })
-      )
-      expect(Chunk.toReadonlyArray(events).map((e) => e.data)).toEqual(["e1", "e2", "e3"])
+      yield* Fiber.join(follower).pipe(Effect.timeoutFail({ duration: bound, onTimeout: () => "end not seen" }))
     }))
 
   it.scopedLive("the tail's connection cut (killed by the server): followers go on once it is made again", () =>
@@ -247,4 +252,14 @@ describe("RedisEventLog without a server", () => {
       const malformed = yield* Effect.flip(Layer.build(RedisEventLog.layer("http://127.0.0.1:6379")).pipe(Effect.scoped))
       expect(malformed.operation).toBe("open")
     }).pipe(Effect.timeout("10 seconds")))
+
+  it.live("settings that would spin or collide are an open error, before any connection", () =>
+    Effect.gen(function*() {
+      const unreachable = "redis://127.0.0.1:1/0"
+      for (const [options, named] of [[{ blockTimeout: Duration.zero }, "blockTimeout"], [{ prefix: "" }, "prefix"]] as const) {
+        const error = yield* Effect.flip(Layer.build(RedisEventLog.layer(unreachable, options)).pipe(Effect.scoped))
+        expect(error.operation).toBe("open")
+        expect(String(error.cause)).toContain(named)
+      }
+    }))
 })

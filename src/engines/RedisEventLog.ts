@@ -57,18 +57,15 @@ export const config: Config.Config<Settings> = Config.all({
 export const layer = (url: string | Redacted.Redacted, options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError> =>
   Layer.scoped(
     EventLog,
-    Effect.flatMap(
-      internal.connect(Redacted.isRedacted(url) ? Redacted.value(url) : url),
-      (client) => internal.make(client, { ...defaults, ...options })
-    )
+    internal.make(internal.connect(Redacted.isRedacted(url) ? Redacted.value(url) : url), { ...defaults, ...options })
   )
 
 /**
  * The log on an existing ioredis client, which stays the caller's (not closed with the
  * layer); the live tail opens one connection of its own (`client.duplicate()`).
  */
-export const layerClient = (client: Redis, options: Partial<Settings> = {}): Layer.Layer<EventLog> =>
-  Layer.scoped(EventLog, internal.make(client, { ...defaults, ...options }))
+export const layerClient = (client: Redis, options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError> =>
+  Layer.scoped(EventLog, internal.make(Effect.succeed(client), { ...defaults, ...options }))
 
 /** The log in the Redis at `SSE_EVENT_LOG_REDIS_URL`, with the settings from the environment (`config`). */
 export const layerConfig: Layer.Layer<EventLog, EventLogError | ConfigError> = Layer.unwrapEffect(

@@ -8,6 +8,7 @@
 import { Redis } from "ioredis"
 import { Clock, Effect, Option, type Scope, Stream } from "effect"
 import type * as RedisEventLog from "../../engines/RedisEventLog.js"
+import { durationRule, isPositiveDuration } from "../../internal/settings.js"
 import type * as EventLog from "../EventLog.js"
 import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
 import type { Head, Storage } from "./eventLog.js"
@@ -251,13 +252,28 @@ const makeStorage = (
     return { storage, tail }
   })
 
+// The core checks its own settings; these are Redis's.
+const checkSettings = (settings: RedisEventLog.Settings) =>
+  settings.prefix === ""
+    ? Effect.fail(new EventLogError({ operation: "open", stream: "", cause: "prefix: must not be empty" }))
+    : !isPositiveDuration(settings.blockTimeout)
+    ? Effect.fail(
+      new EventLogError({ operation: "open", stream: "", cause: `blockTimeout: ${String(settings.blockTimeout)} ${durationRule}` })
+    )
+    : Effect.void
+
 /**
- * The log's service on `client`: the backend-independent half over Redis storage,
- * each follower watching its stream on the live tail while it follows.
+ * The log's service on the client `acquire` gives (once the settings are checked): the
+ * backend-independent half over Redis storage, each follower watching its stream on
+ * the live tail while it follows.
  */
-export const make = (client: Redis, settings: RedisEventLog.Settings): Effect.Effect<EventLog.EventLog["Type"], never, Scope.Scope> =>
+export const make = <E>(
+  acquire: Effect.Effect<Redis, E, Scope.Scope>,
+  settings: RedisEventLog.Settings
+): Effect.Effect<EventLog.EventLog["Type"], EventLogError | E, Scope.Scope> =>
   Effect.gen(function*() {
-    const { storage, tail } = yield* makeStorage(client, settings)
+    yield* checkSettings(settings)
+    const { storage, tail } = yield* makeStorage(yield* acquire, settings)
     const service = yield* core.make(storage, settings)
     return {
       ...service,
