@@ -8,7 +8,7 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import { execFile } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -46,6 +46,19 @@ describe("the README's TypeScript blocks", () => {
     // tsc names each failing block by its file: README-line-<N>.ts is the block starting on README line N.
     expect(result).toBe("")
   }, 240_000)
+
+  // The examples that the tests run (test/Mcp.test.ts, the demo page in Chromium) are
+  // test/examples/*.ts: the docs must show them as they are, not a copy that drifted.
+  for (const [doc, example] of [["docs/MCP.md", "test/examples/mcp.ts"], ["docs/BROWSER.md", "test/examples/browser.ts"]]) {
+    it(`${doc}'s example is ${example}, with the package's import`, () => {
+      const blocks = blocksOf(readFileSync(join(root, doc!), "utf8")).filter((block) => block.lang === "ts")
+      expect(blocks).toHaveLength(1)
+      const tested = readFileSync(join(root, example!), "utf8")
+        .replace(/^\/\*\*[\s\S]*?\*\/\n/, "")
+        .replace(`from "../../src/index.js"`, `from "effect-sse-resume"`)
+      expect(blocks[0]!.code).toBe(tested)
+    })
+  }
 })
 
 describe("the runnable blocks", () => {
