@@ -107,7 +107,7 @@ export const writeProject = (root: string, markdownFiles: ReadonlyArray<string>,
 }
 
 /** One run of a runnable block, and the stdout the Markdown says it prints. */
-export interface Run {
+interface Run {
   readonly command: string
   readonly stdout: string
 }
