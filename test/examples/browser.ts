@@ -1,7 +1,8 @@
 /**
- * The README's "In the browser" example, type-checked by `npx tsc --noEmit`
+ * The example of docs/BROWSER.md ("In the browser"), type-checked by `npx tsc --noEmit`
  * (the demo page, src/cli/demo/ui/page.ts, is the same program run in Chromium by
- * test/Browser.test.ts). In the README the import below reads `from "effect-sse-resume"`.
+ * test/Browser.test.ts). In docs/BROWSER.md the import below reads `from "effect-sse-resume"`;
+ * test/ReadmeExamples.test.ts checks the two are otherwise the same.
  */
 import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
 import { BrowserKeyValueStore } from "@effect/platform-browser"

@@ -1,7 +1,8 @@
 /**
- * The README's "Consuming an MCP server", type-checked by `npx tsc --noEmit` and
- * run by test/Mcp.test.ts against the MCP SDK's own server. In the README
- * the import below reads `from "effect-sse-resume"`.
+ * The example of docs/MCP.md ("Consuming an MCP server"), type-checked by `npx tsc --noEmit`
+ * and run by test/Mcp.test.ts against the MCP SDK's own server. In docs/MCP.md the
+ * import below reads `from "effect-sse-resume"`; test/ReadmeExamples.test.ts checks the
+ * two are otherwise the same.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Chunk, Data, Effect, Stream } from "effect"
