@@ -7,7 +7,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type CliError, ExitCode, outcome, UsageError } from "../src/cli/Cli.js"
+import { type CliError, ExitCode, outcome, peerRanges, UsageError } from "../src/cli/Cli.js"
 import * as DemoServer from "../src/cli/demo/DemoServer.js"
 import * as DemoPage from "../src/cli/demo/ui/DemoPage.js"
 import * as Tail from "../src/cli/commands/Tail.js"
@@ -130,6 +130,13 @@ describe("Cli.outcome", () => {
     const defect = outcome(Exit.die(new Error("boom")))
     expect(defect.code).toBe(1)
     expect(defect.line).toMatch(/^sse-resume: internal error: .*boom/)
+  })
+
+  it("names the optional peers it asks for with package.json's ranges", () => {
+    const { peerDependencies } = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as {
+      readonly peerDependencies: Record<string, string>
+    }
+    for (const [name, range] of Object.entries(peerRanges)) expect([name, range]).toEqual([name, peerDependencies[name]])
   })
 
   it("the exit codes are the documented ones", () => {

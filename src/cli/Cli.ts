@@ -20,6 +20,13 @@ import * as Help from "./internal/help.js"
 export const name = "sse-resume"
 export const version = "0.1.0"
 
+/** The optional peers the commands load, with package.json's ranges (a test keeps them equal). */
+export const peerRanges = {
+  "@effect/platform-node": "^0.108.2",
+  "@effect/sql-sqlite-node": "^0.53.0",
+  "@effect/sql-pg": "^0.53.0"
+} as const
+
 /** Exit codes, as the README documents them. */
 export const ExitCode = {
   ok: 0,
