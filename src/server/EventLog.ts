@@ -12,7 +12,10 @@
  * The end of a stream (completed or failed) is an entry of the log, so a reader that
  * comes back to a finished stream gets the rest, then the end.
  */
-import { Context, Data, type Effect, type Option, type Stream } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Metric, type Option, type Stream } from "effect"
+import { positiveDuration, positiveInt } from "../internal/settings.js"
+import * as core from "./internal/eventLog.js"
+import * as memory from "./internal/memoryLog.js"
 
 /** An event as a producer gives it: the SSE `event` type (default "message") and `data`. */
 export interface EventInput {
@@ -113,12 +116,23 @@ export class ProducerFenced extends Data.TaggedError("ProducerFenced")<{
   readonly current: number
 }> {}
 
+/**
+ * A request the log refuses before touching storage: a stream name empty or longer
+ * than `maxStreamNameLength`, an empty event list, an event type with a line break
+ * (SSE could not carry it), a `limit` below 1, a retention bound below 1.
+ */
+export class InvalidRequest extends Data.TaggedError("InvalidRequest")<{
+  readonly operation: "create" | "append" | "read" | "follow" | "end" | "delete" | "info" | "trim"
+  readonly stream: string
+  readonly reason: string
+}> {}
+
 /** The errors of positioning a read at `after`. */
 export type PositionError = UnknownEventId | EventLogGap
 
 export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog, {
   /** Creates the stream if it does not exist (idempotent; `retention` applies when it creates). */
-  readonly create: (stream: string, options?: { readonly retention?: Retention }) => Effect.Effect<StreamInfo, EventLogError>
+  readonly create: (stream: string, options?: { readonly retention?: Retention }) => Effect.Effect<StreamInfo, EventLogError | InvalidRequest>
   /**
    * Appends events in order, all or none, creating the stream if needed; returns them
    * with their ids. With a `producer`, refused (`ProducerFenced`, nothing written) if a
@@ -129,9 +143,9 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
     stream: string,
     events: ReadonlyArray<EventInput>,
     producer?: Producer
-  ) => Effect.Effect<ReadonlyArray<LoggedEvent>, EventLogError | StreamEnded | ProducerFenced>
+  ) => Effect.Effect<ReadonlyArray<LoggedEvent>, EventLogError | InvalidRequest | StreamEnded | ProducerFenced>
   /** Events after `after`, at most `limit`, and the end if the read reached it. */
-  readonly read: (stream: string, request?: ReadRequest) => Effect.Effect<ReadResult, EventLogError | StreamNotFound | PositionError>
+  readonly read: (stream: string, request?: ReadRequest) => Effect.Effect<ReadResult, EventLogError | InvalidRequest | StreamNotFound | PositionError>
   /**
    * The events after `after`, then new ones as they are appended; ends when the stream
    * completes, fails with `StreamEnded` (a `Failed` end) when it fails. Positioning
@@ -140,16 +154,100 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
   readonly follow: (
     stream: string,
     request?: { readonly after?: string | undefined }
-  ) => Stream.Stream<LoggedEvent, EventLogError | StreamNotFound | PositionError | StreamEnded>
+  ) => Stream.Stream<LoggedEvent, EventLogError | InvalidRequest | StreamNotFound | PositionError | StreamEnded>
   /** Marks the stream completed: readers get the rest, then the end. Idempotent; fenced as `append` is. */
-  readonly complete: (stream: string, producer?: Producer) => Effect.Effect<void, EventLogError | StreamNotFound | StreamEnded | ProducerFenced>
+  readonly complete: (stream: string, producer?: Producer) => Effect.Effect<void, EndError>
   /** Marks the stream failed with `reason`; otherwise as `complete`. */
   readonly fail: (
     stream: string,
     reason: string,
     producer?: Producer
-  ) => Effect.Effect<void, EventLogError | StreamNotFound | StreamEnded | ProducerFenced>
+  ) => Effect.Effect<void, EndError>
   /** Removes the stream and its events; its generation is never reused. */
-  readonly delete: (stream: string) => Effect.Effect<void, EventLogError>
-  readonly info: (stream: string) => Effect.Effect<Option.Option<StreamInfo>, EventLogError>
+  readonly delete: (stream: string) => Effect.Effect<void, EventLogError | InvalidRequest>
+  readonly info: (stream: string) => Effect.Effect<Option.Option<StreamInfo>, EventLogError | InvalidRequest>
+  /**
+   * Applies the stream's retention now (the layer does it for every stream every
+   * `trimInterval`); returns how many events it removed.
+   */
+  readonly trim: (stream: string) => Effect.Effect<number, EventLogError | InvalidRequest>
 }>() {}
+
+/** The errors of `complete` and `fail`. */
+export type EndError = EventLogError | InvalidRequest | StreamNotFound | StreamEnded | ProducerFenced
+
+// --- Settings ---
+
+export interface Settings {
+  /** Longest stream name accepted, in UTF-16 code units. */
+  readonly maxStreamNameLength: number
+  /** Most events one `read` returns (a larger `limit` is lowered to it), and a follower's page from storage. */
+  readonly maxReadLimit: number
+  /**
+   * Events a follower may have waiting; one that falls further behind drops its buffer
+   * and goes on by reading storage, so a slow reader holds at most this many.
+   */
+  readonly readerBuffer: number
+  /** How often the layer applies every stream's retention. */
+  readonly trimInterval: Duration.Duration
+  /**
+   * How often a followed stream's last id is read, once per stream per process, to
+   * see appends made elsewhere (`layerSql`: another process on the same database, or
+   * a caller's transaction that committed after the append). The PostgreSQL engine
+   * is told by notifications and polls only as a safety net.
+   */
+  readonly pollInterval: Duration.Duration
+}
+
+export const defaults: Settings = {
+  maxStreamNameLength: 256,
+  maxReadLimit: 1_000,
+  readerBuffer: 1_024,
+  trimInterval: Duration.seconds(30),
+  pollInterval: Duration.millis(500)
+}
+
+/** The settings from the environment, each with its default. */
+export const config: Config.Config<Settings> = Config.all({
+  maxStreamNameLength: positiveInt("SSE_EVENT_LOG_MAX_STREAM_NAME", defaults.maxStreamNameLength, "Longest stream name accepted"),
+  maxReadLimit: positiveInt("SSE_EVENT_LOG_MAX_READ", defaults.maxReadLimit, "Most events one read of the event log returns"),
+  readerBuffer: positiveInt(
+    "SSE_EVENT_LOG_READER_BUFFER",
+    defaults.readerBuffer,
+    "Events a follower may have waiting before it goes on from storage"
+  ),
+  trimInterval: positiveDuration("SSE_EVENT_LOG_TRIM_INTERVAL", defaults.trimInterval, "How often retention is applied"),
+  pollInterval: positiveDuration(
+    "SSE_EVENT_LOG_POLL_INTERVAL",
+    defaults.pollInterval,
+    "How often a followed stream is checked for appends made by other processes"
+  )
+})
+
+// --- Metrics ---
+
+export const appended = Metric.counter("event_log_appended", {
+  description: "Events appended to the event log",
+  incremental: true
+})
+export const readers = Metric.gauge("event_log_readers", {
+  description: "Followers of the event log's streams now"
+})
+export const readerFallbacks = Metric.counter("event_log_reader_fallbacks", {
+  description: "Times a follower fell behind its buffer and went on from storage",
+  incremental: true
+})
+export const trimmed = Metric.counter("event_log_trimmed", {
+  description: "Events removed by retention",
+  incremental: true
+})
+
+// --- Layers ---
+
+/**
+ * The log in this process's memory (ids start again with a new layer); for tests,
+ * demos and single-process servers that need no durability.
+ */
+export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog> =>
+  Layer.scoped(EventLog, Effect.flatMap(memory.make, (storage) => core.make(storage, { ...defaults, ...options })))
+
