@@ -24,7 +24,7 @@
  */
 import { type Cause, Config, Context, Data, Duration, type Effect, Layer, Metric, type Stream } from "effect"
 import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
-import type { EventInput, EventLog, EventLogError, Retention, StreamEnd } from "./EventLog.js"
+import type { EventInput, EventLog, EventLogError, InvalidRequest, Retention, StreamEnd } from "./EventLog.js"
 import * as internal from "./internal/producerLoop.js"
 
 // --- Settings ---
@@ -91,7 +91,7 @@ export interface Options<E> extends Partial<Settings> {
 export type Outcome =
   /** The source ended; the producer completed the stream. */
   | { readonly _tag: "Completed"; readonly events: number }
-  /** The source failed; the producer failed the stream with `reason`. */
+  /** The source failed, or gave an event the log refuses; the producer failed the stream with `reason`. */
   | { readonly _tag: "Failed"; readonly reason: string; readonly events: number }
   /** Someone else ended the stream (`cancel`); the source was stopped. */
   | { readonly _tag: "Ended"; readonly end: StreamEnd; readonly events: number }
@@ -105,23 +105,25 @@ export type Outcome =
 export interface Running {
   readonly stream: string
   readonly epoch: number
-  /** How the producer stopped; fails if the log failed (the stream is then left open). */
-  readonly await: Effect.Effect<Outcome, EventLogError>
+  /**
+   * How the producer stopped; fails if the log failed (the stream is then left open).
+   */
+  readonly await: Effect.Effect<Outcome, EventLogError | InvalidRequest>
   /** Stops this producer here (its stream is failed with `interruptedReason`); others are not told. */
   readonly interrupt: Effect.Effect<void>
 }
 
 export class StreamProducer extends Context.Tag("effect-sse-resume/StreamProducer")<StreamProducer, {
   /**
-   * Starts `source` into `stream` (created if needed) in a fiber of this service;
-   * returns at once. Stopped by the source's end, `cancel` from anywhere, a newer
-   * epoch, or the service's shutdown.
+   * Creates `stream` if needed, then starts `source` into it in a fiber of this
+   * service and returns: a reader sent once it returns finds the stream. Stopped by
+   * the source's end, `cancel` from anywhere, a newer epoch, or the service's shutdown.
    */
   readonly start: <E, R>(
     stream: string,
     source: Stream.Stream<EventInput, E, R>,
     options: Options<E>
-  ) => Effect.Effect<Running, ProducerSettingsError, R>
+  ) => Effect.Effect<Running, ProducerSettingsError | EventLogError | InvalidRequest, R>
   /** Ends `stream` as `Failed { reason: "cancelled" }`, so its producer (on any instance) stops; a no-op on an ended stream. */
   readonly cancel: (stream: string) => Effect.Effect<void, EventLogError>
 }>() {}

@@ -4,7 +4,14 @@
  * an end written by someone else.
  */
 import { Cause, Chunk, Effect, Exit, Fiber, FiberSet, Mailbox, Metric, MetricBoundaries, Option, type Scope, Stream } from "effect"
-import { EventLog, type EventInput, type EventLogError, type Producer, type StreamEnd } from "../EventLog.js"
+import {
+  EventLog,
+  type EventInput,
+  type EndError,
+  type EventLogError,
+  type InvalidRequest,
+  type Producer
+} from "../EventLog.js"
 import type * as StreamProducer from "../StreamProducer.js"
 
 export const running = Metric.gauge("sse_producers_running", { description: "Producers running now" })
@@ -44,25 +51,17 @@ const describe = (cause: Cause.Cause<unknown>): string => {
 
 type Outcome = StreamProducer.Outcome
 
-/** What an append or end refused by the log means for the producer; the log failing stays an error. */
-const stoppedBy = (
-  error: { readonly _tag: string },
-  events: number
-): Effect.Effect<Outcome, EventLogError> => {
-  const refused = error as
-    | EventLogError
-    | { readonly _tag: "StreamEnded"; readonly end: StreamEnd }
-    | { readonly _tag: "ProducerFenced"; readonly current: number }
-    | { readonly _tag: "StreamNotFound" }
-  switch (refused._tag) {
+/** The log's refusals of a write, and what each means for the producer; the log failing stays an error. */
+const stoppedBy = (error: EndError, events: number): Effect.Effect<Outcome, EventLogError | InvalidRequest> => {
+  switch (error._tag) {
     case "StreamEnded":
-      return Effect.succeed({ _tag: "Ended", end: refused.end, events })
+      return Effect.succeed({ _tag: "Ended", end: error.end, events })
     case "ProducerFenced":
-      return Effect.succeed({ _tag: "Fenced", current: refused.current, events })
+      return Effect.succeed({ _tag: "Fenced", current: error.current, events })
     case "StreamNotFound":
       return Effect.succeed({ _tag: "Deleted", events })
     default:
-      return Effect.fail(refused as EventLogError)
+      return Effect.fail(error)
   }
 }
 
@@ -72,32 +71,34 @@ const run = <E>(
   source: Stream.Stream<EventInput, E>,
   settings: StreamProducer.Settings,
   options: StreamProducer.Options<E>
-): Effect.Effect<Outcome, EventLogError> => {
+): Effect.Effect<Outcome, EventLogError | InvalidRequest> => {
   const producer: Producer = { epoch: options.epoch }
   let events = 0
   // Set when this producer writes the stream's end itself, so the watch does not take it for a cancel.
   let ending = false
   const reason = (cause: Cause.Cause<E>) => oneLine(options.reason === undefined ? describe(cause) : options.reason(cause))
+  const failWith = (why: string) => {
+    ending = true
+    return log.fail(stream, why, producer).pipe(
+      Effect.as<Outcome>({ _tag: "Failed", reason: why, events }),
+      Effect.catchAll((error) => stoppedBy(error, events))
+    )
+  }
 
   const pump = Effect.gen(function*() {
     const mailbox = yield* Mailbox.fromStream(source, { capacity: settings.maxBatch })
     while (true) {
       const taken = yield* Effect.exit(mailbox.takeAll)
-      if (Exit.isFailure(taken)) {
-        ending = true
-        const why = reason(taken.cause)
-        return yield* log.fail(stream, why, producer).pipe(
-          Effect.as<Outcome>({ _tag: "Failed", reason: why, events }),
-          Effect.catchAll((error) => stoppedBy(error, events))
-        )
-      }
+      if (Exit.isFailure(taken)) return yield* failWith(reason(taken.cause))
       const [batch, done] = taken.value
       if (batch.length > 0) {
-        const appended = yield* log.append(stream, Chunk.toReadonlyArray(batch), producer).pipe(
+        const refused = yield* log.append(stream, Chunk.toReadonlyArray(batch), producer).pipe(
           Effect.as(undefined),
+          // An event the log refuses (a type with a line break) fails the stream: readers must not wait for it.
+          Effect.catchTag("InvalidRequest", (error) => failWith(error.reason)),
           Effect.catchAll((error) => stoppedBy(error, events))
         )
-        if (appended !== undefined) return appended
+        if (refused !== undefined) return refused
         events += batch.length
         yield* Metric.incrementBy(eventsAppended, batch.length)
         yield* Metric.update(batchSize, batch.length)
@@ -122,8 +123,7 @@ const run = <E>(
     })
   )
 
-  return log.create(stream, { retention: options.retention }).pipe(
-    Effect.zipRight(Effect.raceFirst(pump, watch)),
+  return Effect.raceFirst(pump, watch).pipe(
     Effect.onInterrupt(() =>
       ending
         ? Effect.void
@@ -151,7 +151,7 @@ export const make = (
 ): Effect.Effect<StreamProducer.StreamProducer["Type"], never, EventLog | Scope.Scope> =>
   Effect.gen(function*() {
     const log = yield* EventLog
-    const fibers = yield* FiberSet.make<Outcome, EventLogError>()
+    const fibers = yield* FiberSet.make<Outcome, EventLogError | InvalidRequest>()
     return {
       start: <E, R>(stream: string, source: Stream.Stream<EventInput, E, R>, options: StreamProducer.Options<E>) =>
         Effect.gen(function*() {
@@ -162,6 +162,8 @@ export const make = (
           }
           const broken = validate(settings, options.epoch)
           if (broken !== undefined) return yield* Effect.fail(broken)
+          // Created before `start` returns, so a reader sent right after finds the stream.
+          yield* log.create(stream, { retention: options.retention })
           const context = yield* Effect.context<R>()
           yield* Metric.increment(running)
           const fiber = yield* FiberSet.run(fibers, run(log, stream, Stream.provideContext(source, context), settings, options))

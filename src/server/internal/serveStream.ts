@@ -5,7 +5,7 @@
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Chunk, Data, Duration, Effect, Either, Metric, Schedule, type Scope, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Metric, Schedule, type Scope, Stream } from "effect"
 import * as Sse from "../../wire/Sse.js"
 import { EventLog, type EventLogGap, type LoggedEvent, type UnknownEventId } from "../EventLog.js"
 import type * as SseServer from "../SseServer.js"
@@ -107,25 +107,16 @@ const preflight = (cors: SseServer.Cors | undefined, allowed: Headers) =>
 
 // --- The body ---
 
-/** An event the wire cannot carry (a type with a line break, written past the producer's check). */
-class Unwritable extends Data.TaggedError("Unwritable")<{
-  readonly id: string
-  /** The chunk's events before it, still written. */
-  readonly before: string
-}> {}
-
 const block = (event: string, data: string): string => Sse.encode({ event, data } as Parameters<typeof Sse.encode>[0])
 
-/** A chunk of the log as one write: the socket is written once per chunk, not per event. */
-const encodeChunk = (events: Chunk.Chunk<LoggedEvent>): Effect.Effect<Chunk.Chunk<Uint8Array>, Unwritable> => {
+/**
+ * A chunk of the log as one write: the socket is written once per chunk, not per
+ * event. `encode` cannot throw here: the log's ids are its own and it refuses an
+ * event type with a line break at `append` (`InvalidRequest`).
+ */
+const encodeChunk = (events: Chunk.Chunk<LoggedEvent>): Effect.Effect<Chunk.Chunk<Uint8Array>> => {
   let text = ""
-  for (const event of events) {
-    try {
-      text += Sse.encode(event as Parameters<typeof Sse.encode>[0])
-    } catch {
-      return Effect.fail(new Unwritable({ id: event.id, before: text }))
-    }
-  }
+  for (const event of events) text += Sse.encode(event as Parameters<typeof Sse.encode>[0])
   return Effect.as(Metric.incrementBy(eventsWritten, events.length), Chunk.of(utf8.encode(text)))
 }
 
@@ -142,9 +133,6 @@ const body = (settings: SseServer.Settings, stream: string, after: string | unde
         switch (error._tag) {
           case "StreamEnded":
             return error.end._tag === "Failed" ? bytes(block(settings.errorEvent, error.end.reason)) : Stream.empty
-          case "Unwritable":
-            // What came before it goes out; the reader then learns why the stream stops there.
-            return bytes(error.before + block(settings.errorEvent, `event ${error.id} cannot be written as SSE`))
           default:
             // The log failed or the stream went away: end the response; the reader
             // reconnects and its next request says what is wrong.
@@ -206,6 +194,8 @@ export const make = <R>(
         case "EventLogError":
           yield* Effect.logWarning("sse.serve: the event log failed", error)
           return yield* respond(refusal(503, "the event log is unavailable", { "retry-after": retryAfter, ...cors }))
+        case "InvalidRequest":
+          return yield* respond(refusal(400, error.reason, cors))
         case "EventLogGap":
           break
       }
