@@ -205,6 +205,8 @@ describe("SseServer", () => {
           expect(response.events, name).toEqual([])
         }
         expect(yield* info("kept")).toEqual(before)
+        // Authorization comes first: without credentials a reader cannot even learn whether a stream exists.
+        refused(yield* get(url("nobody"), { headers: { authorization: "" } }), 401, /credentials required/)
         const unknown = yield* get(url("nobody"), { timeoutMillis: 5_000 })
         refused(unknown, 404, /^no stream "nobody"$/m)
         expect(yield* info("nobody")).toEqual(Option.none())
