@@ -11,11 +11,19 @@
  *
  * The end of a stream (completed or failed) is an entry of the log, so a reader that
  * comes back to a finished stream gets the rest, then the end.
+ *
+ * Layers: `layerMemory`, `layerSql` (any `@effect/sql` client), and the engines
+ * `SqliteEventLog.layer(filename)` and `PgEventLog.layer(url)`. In a process, the
+ * followers of one stream share one subscription (one wake-up, one read of the new
+ * events) and each has a buffer of `readerBuffer` events; one that falls behind it
+ * goes on by reading storage, so a slow reader costs no memory and holds up no one.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, type Option, type Stream } from "effect"
 import { positiveDuration, positiveInt } from "../internal/settings.js"
 import * as core from "./internal/eventLog.js"
 import * as memory from "./internal/memoryLog.js"
+import * as sqlLog from "./internal/sqlLog.js"
 
 /** An event as a producer gives it: the SSE `event` type (default "message") and `data`. */
 export interface EventInput {
@@ -79,7 +87,12 @@ export class EventLogError extends Data.TaggedError("EventLogError")<{
   readonly operation: "open" | "create" | "append" | "read" | "follow" | "end" | "delete" | "info" | "trim"
   readonly stream: string
   readonly cause: unknown
-}> {}
+}> {
+  override get message() {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `${this.operation} "${this.stream}" failed: ${reason}`.replace(/\s+/g, " ")
+  }
+}
 
 /** No stream by that name (never created, or deleted). */
 export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
@@ -149,7 +162,8 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
   /**
    * The events after `after`, then new ones as they are appended; ends when the stream
    * completes, fails with `StreamEnded` (a `Failed` end) when it fails. Positioning
-   * errors come before any event.
+   * errors come before any event; later, `StreamNotFound` if the stream is deleted,
+   * `EventLogGap` if retention removes events this follower has not read yet.
    */
   readonly follow: (
     stream: string,
@@ -163,7 +177,7 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
     reason: string,
     producer?: Producer
   ) => Effect.Effect<void, EndError>
-  /** Removes the stream and its events; its generation is never reused. */
+  /** Removes the stream and its events (its followers end with `StreamNotFound`); its generation is never reused. */
   readonly delete: (stream: string) => Effect.Effect<void, EventLogError | InvalidRequest>
   readonly info: (stream: string) => Effect.Effect<Option.Option<StreamInfo>, EventLogError | InvalidRequest>
   /**
@@ -233,6 +247,9 @@ export const appended = Metric.counter("event_log_appended", {
 export const readers = Metric.gauge("event_log_readers", {
   description: "Followers of the event log's streams now"
 })
+export const subscriptions = Metric.gauge("event_log_subscriptions", {
+  description: "Streams followed in this process, each through one shared subscription however many followers it has"
+})
 export const readerFallbacks = Metric.counter("event_log_reader_fallbacks", {
   description: "Times a follower fell behind its buffer and went on from storage",
   incremental: true
@@ -246,8 +263,20 @@ export const trimmed = Metric.counter("event_log_trimmed", {
 
 /**
  * The log in this process's memory (ids start again with a new layer); for tests,
- * demos and single-process servers that need no durability.
+ * demos and single-process servers that need no durability. Fails (`EventLogError`,
+ * operation "open") only on a setting out of its rule.
  */
-export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog> =>
+export const layerMemory = (options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError> =>
   Layer.scoped(EventLog, Effect.flatMap(memory.make, (storage) => core.make(storage, { ...defaults, ...options })))
 
+/**
+ * The log on any `@effect/sql` client (SQLite, PostgreSQL, …), creating its tables on
+ * first use. Appends join the client's `withTransaction`: an upstream read, the
+ * append and the upstream's cursor (`CursorStore.layerSql` on the same client) commit
+ * together. Followers in this process are told of its appends at once; appends made
+ * by other processes are seen by polling each followed stream's last id every
+ * `pollInterval`, once per stream per process (the PostgreSQL engine uses
+ * `LISTEN`/`NOTIFY` instead: `PgEventLog`).
+ */
+export const layerSql = (options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError, SqlClient.SqlClient> =>
+  Layer.scoped(EventLog, Effect.flatMap(sqlLog.make(), (storage) => core.make(storage, { ...defaults, ...options })))

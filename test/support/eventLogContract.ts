@@ -318,6 +318,15 @@ export const eventLogContract = (
         expect((yield* Metric.value(EventLogModule.trimmed)).count).toBeGreaterThanOrEqual(before.count + 3)
       }))
 
+    it.scoped("settings out of their rules fail the layer with a typed error", () =>
+      Effect.gen(function*() {
+        for (const bad of [{ readerBuffer: 0 }, { maxReadLimit: -1 }, { maxStreamNameLength: 1.5 }, { pollInterval: Duration.zero }]) {
+          const error = yield* failure(Layer.build(makeLayer({ ...suiteSettings, ...bad })))
+          expect(error).toMatchObject({ _tag: "EventLogError", operation: "open" })
+          expect(String((error as EventLogModule.EventLogError).cause)).toContain(Object.keys(bad)[0]!)
+        }
+      }))
+
     it.effect("a producer whose epoch was taken over cannot append or end: the log holds the new producer's events", () =>
       Effect.gen(function*() {
         const log = yield* EventLog

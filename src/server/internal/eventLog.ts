@@ -6,8 +6,10 @@
  */
 import { Chunk, Effect, Metric, Option, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
+import { countRule, durationRule, isCount, isPositiveDuration } from "../../internal/settings.js"
 import {
   appended,
+  EventLogError,
   EventLogGap,
   InvalidRequest,
   StreamEnded,
@@ -132,12 +134,25 @@ const checkEvents = (stream: string, events: ReadonlyArray<EventLog.EventInput>)
   return Effect.void
 }
 
-const isCount = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n >= 1)
+const isCountOrUnset = (n: number | undefined) => n === undefined || isCount(n)
 
 const checkRetention = (stream: string, retention: EventLog.Retention) =>
-  isCount(retention.maxEvents) && isCount(retention.maxAgeMillis)
+  isCountOrUnset(retention.maxEvents) && isCountOrUnset(retention.maxAgeMillis)
     ? Effect.void
     : invalid("create", stream, "retention bounds must be whole numbers ≥ 1")
+
+/** Settings given in code obey the rules the environment's do (`internal/settings.ts`). */
+const checkSettings = (settings: EventLog.Settings) => {
+  const bad = (["maxStreamNameLength", "maxReadLimit", "readerBuffer"] as const).find((key) => !isCount(settings[key])) ??
+    (["trimInterval", "pollInterval"] as const).find((key) => !isPositiveDuration(settings[key]))
+  return bad === undefined ? Effect.void : Effect.fail(
+    new EventLogError({
+      operation: "open",
+      stream: "",
+      cause: `${bad}: ${String(settings[bad])} ${bad.endsWith("Interval") ? durationRule : countRule}`
+    })
+  )
+}
 
 // --- The service ---
 
@@ -154,8 +169,9 @@ export const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
 export const make = (
   storage: Storage,
   settings: EventLog.Settings
-): Effect.Effect<EventLog.EventLog["Type"], never, Scope.Scope> =>
+): Effect.Effect<EventLog.EventLog["Type"], EventLogError, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* checkSettings(settings)
     const hubs = yield* Hubs.make(storage, settings)
 
     const existing = (stream: string) =>

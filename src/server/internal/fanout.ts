@@ -12,7 +12,7 @@
  */
 import { Deferred, Effect, Fiber, Metric, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { readerFallbacks, readers } from "../EventLog.js"
+import { readerFallbacks, readers, subscriptions } from "../EventLog.js"
 import type { Storage } from "./eventLog.js"
 import { seqOf } from "./eventLog.js"
 
@@ -198,11 +198,19 @@ export const Hubs = {
           }
         })
 
+      /** Removes the hub from the map, once. */
+      const forget = (hub: Hub) =>
+        Effect.suspend(() => {
+          if (hubs.get(hub.stream) !== hub) return Effect.void
+          hubs.delete(hub.stream)
+          return Metric.incrementBy(subscriptions, -1)
+        })
+
       const stop = (hub: Hub) =>
-        Effect.sync(() => {
-          if (hubs.get(hub.stream) === hub) hubs.delete(hub.stream)
-          hub.close()
-        }).pipe(Effect.zipRight(Deferred.succeed(hub.ready, false)))
+        forget(hub).pipe(
+          Effect.zipRight(Effect.sync(() => hub.close())),
+          Effect.zipRight(Deferred.succeed(hub.ready, false))
+        )
 
       const join = (stream: string) =>
         Effect.suspend(() => {
@@ -214,15 +222,14 @@ export const Hubs = {
           return Effect.map(Effect.forkIn(Effect.interruptible(run(hub)), scope), (fiber) => {
             hub.fiber = fiber
             return hub
-          })
+          }).pipe(Effect.zipLeft(Metric.incrementBy(subscriptions, 1)))
         })
 
       const leave = (hub: Hub, reader: Reader) =>
         Effect.suspend(() => {
           hub.readers.delete(reader)
           if (hub.readers.size > 0) return Effect.void
-          if (hubs.get(hub.stream) === hub) hubs.delete(hub.stream)
-          return hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber)
+          return Effect.zipRight(forget(hub), hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber))
         }).pipe(Effect.zipRight(Metric.incrementBy(readers, -1)))
 
       const subscribe = (stream: string, generation: number) =>

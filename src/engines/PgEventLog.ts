@@ -1,0 +1,60 @@
+/**
+ * The shared event log for several instances: a PostgreSQL database through
+ * `@effect/sql-pg`. Every append, end and delete sends a `NOTIFY` in its own
+ * transaction (so it is delivered at commit, never before the rows are visible), and
+ * each instance holds one `LISTEN` (`PgClient.listen`) that wakes the followers of
+ * the named stream: a live tail across instances without a poll per reader. A slow
+ * poll (`pollInterval`, 10 seconds here unless set) only covers notifications lost
+ * with the listening connection.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { defaults, EventLog, EventLogError, type Settings } from "../server/EventLog.js"
+import * as core from "../server/internal/eventLog.js"
+import * as sqlLog from "../server/internal/sqlLog.js"
+
+/** The poll behind the notifications: only a safety net. */
+export const defaultPollInterval = Duration.seconds(10)
+
+/** The log on the `PgClient` in context, live across instances through `LISTEN`/`NOTIFY`. */
+export const layerClient = (options: Partial<Settings> = {}): Layer.Layer<EventLog, EventLogError, PgClient.PgClient> =>
+  Layer.scoped(
+    EventLog,
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      const storage = yield* sqlLog.make({ changes: pg.listen(sqlLog.channel) }).pipe(
+        Effect.provideService(SqlClient.SqlClient, pg)
+      )
+      return yield* core.make(storage, { ...defaults, pollInterval: defaultPollInterval, ...options })
+    })
+  )
+
+/**
+ * The log in the PostgreSQL database at `url` (`postgres://user:password@host:port/database`),
+ * with the client its appends use (for the caller's `withTransaction`). A malformed
+ * URL, an unreachable server or a refused login fails with an `EventLogError` of
+ * operation "open".
+ */
+export const layer = (
+  url: string | Redacted.Redacted,
+  options: Partial<Settings> = {}
+): Layer.Layer<EventLog | SqlClient.SqlClient, EventLogError> => {
+  const redacted = typeof url === "string" ? Redacted.make(url) : url
+  return Layer.provideMerge(
+    layerClient(options),
+    Layer.scopedContext(
+      checkUrl(Redacted.value(redacted)).pipe(
+        Effect.zipRight(Layer.build(PgClient.layer({ url: redacted }))),
+        Effect.mapError((cause) => new EventLogError({ operation: "open", stream: "", cause })),
+        Effect.catchAllDefect((cause) => Effect.fail(new EventLogError({ operation: "open", stream: "", cause })))
+      )
+    )
+  )
+}
+
+// The driver reads anything as a connection string ("not a url" becomes host "base").
+const checkUrl = (url: string) =>
+  URL.canParse(url) && ["postgres:", "postgresql:"].includes(new URL(url).protocol)
+    ? Effect.void
+    : Effect.fail("not a PostgreSQL URL (postgres://user@host:port/database)")
