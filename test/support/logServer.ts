@@ -22,7 +22,9 @@ export const serve = <E, R>(
 ): Effect.Effect<Served, unknown, Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope> | Scope.Scope> =>
   Effect.gen(function*() {
     const node = Http.createServer()
-    const server = yield* NodeHttpServer.make(() => node, { port, host: "127.0.0.1" })
+    // A deep accept queue: a thousand readers reconnecting at once would overflow Node's
+    // default 511, and a dropped SYN is retried only after 1, 3, 7, 15, 31 s.
+    const server = yield* NodeHttpServer.make(() => node, { port, host: "127.0.0.1", backlog: 4096 })
     yield* server.serve(app)
     const bound = (node.address() as AddressInfo).port
     return { origin: `http://127.0.0.1:${bound}`, port: bound }

@@ -84,6 +84,8 @@ export const read = (url: string, options: ReadOptions = {}): Promise<Response> 
       const started = performance.now()
       res.setEncoding("utf8")
       res.on("data", (chunk: string) => {
+        // Data already read from the socket can still come after a cut: it is not this read's.
+        if (done) return
         if (!streaming) {
           text += chunk
           return
