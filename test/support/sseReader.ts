@@ -35,6 +35,8 @@ export interface ReadOptions {
   readonly until?: (response: Response) => boolean
   /** Events per second this reader takes at most (it pauses the socket between). */
   readonly eventsPerSecond?: number
+  /** The most events this reader may have taken by now; it pauses the socket and looks again every 20 ms. */
+  readonly allowed?: () => number
   /** Cuts the connection when aborted. */
   readonly signal?: AbortSignal
   /** Gives up (cuts) after this long. */
@@ -93,6 +95,11 @@ export const read = (url: string, options: ReadOptions = {}): Promise<Response> 
         parser.feed(chunk)
         if (options.cutAfter !== undefined && count >= options.cutAfter) return finish(true)
         if (options.until?.(result(true)) === true) return finish(true)
+        if (options.allowed !== undefined && count > options.allowed()) {
+          res.pause()
+          const wait = () => count > options.allowed!() && !done ? void setTimeout(wait, 20) : res.resume()
+          setTimeout(wait, 20)
+        }
         if (options.eventsPerSecond !== undefined) {
           const ahead = count / options.eventsPerSecond * 1000 - (performance.now() - started)
           if (ahead > 0) {
