@@ -478,7 +478,8 @@ describe("load, on a SQLite file log", () => {
         const producers = yield* StreamProducer.StreamProducer
         const total = 50
         const readers = 1_000
-        const source = paced(total, 5, Duration.millis(20))
+        // Slow enough that readers join while it is written, and follow it live.
+        const source = paced(total, 1, Duration.millis(100))
         const started = performance.now()
         const running = yield* producers.start("crowd", source, { epoch: 1 })
         const broken: Array<string> = []
@@ -504,7 +505,8 @@ describe("load, on a SQLite file log", () => {
           `1000 readers × ${total} events: ${reconnects} reconnects (${(reconnects / readers).toFixed(1)} per reader), ${seconds.toFixed(1)} s`
         )
         expect(broken).toEqual([])
-        expect(reconnects).toBeGreaterThanOrEqual(readers)
+        // Cuts after 5 to 24 events: every reader was cut at least twice in 50 events, and came back each time.
+        expect(reconnects).toBeGreaterThanOrEqual(2 * readers)
         expect(yield* running.await).toEqual({ _tag: "Completed", events: total })
       }).pipe(Effect.provide(StreamProducer.layer), Effect.provide(sqliteLog(dir)))
     ), 240_000)

@@ -29,7 +29,7 @@ export interface ReadOptions {
   readonly headers?: Record<string, string>
   /** Takes each event instead of keeping it (a long stream's events need not stay in memory). */
   readonly onEvent?: (event: EventSourceMessage) => void
-  /** Cuts the connection once this many events came. */
+  /** Cuts the connection once this many events came: events after them, even in the same read, are not taken. */
   readonly cutAfter?: number
   /** Cuts the connection when this says so, after each parsed chunk. */
   readonly until?: (response: Response) => boolean
@@ -75,6 +75,7 @@ export const read = (url: string, options: ReadOptions = {}): Promise<Response> 
       const streaming = (res.headers["content-type"] ?? "").startsWith("text/event-stream")
       const parser = createParser({
         onEvent: (event) => {
+          if (options.cutAfter !== undefined && count >= options.cutAfter) return
           count++
           if (event.id !== undefined) lastId = event.id
           if (options.onEvent === undefined) events.push(event)
