@@ -113,9 +113,13 @@ describe("EventLog PostgreSQL across instances", () => {
       const { fiber, seen } = yield* following(reader, stream)
       yield* writer.append(stream, inputs(1, 1))
       expect(yield* Queue.take(seen)).toBe("e1")
-      for (let i = 2; i <= 20; i++) yield* writer.append(stream, inputs(i, i))
+      // Each append after the follower took the one before: it waits live, so only a notification can wake it.
+      for (let i = 2; i <= 20; i++) {
+        yield* writer.append(stream, inputs(i, i))
+        expect(yield* Queue.take(seen).pipe(Effect.timeout("10 seconds"))).toBe(`e${i}`)
+      }
       yield* writer.complete(stream)
-      const all = yield* Fiber.join(fiber).pipe(Effect.timeout("20 seconds"))
+      const all = yield* Fiber.join(fiber).pipe(Effect.timeout("10 seconds"))
       expect(Chunk.toArray(all).map((e) => e.data)).toEqual(inputs(1, 20).map((e) => e.data))
     }))
 })

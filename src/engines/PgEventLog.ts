@@ -9,7 +9,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Deferred, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { defaults, EventLog, EventLogError, type Settings } from "../server/EventLog.js"
 import * as core from "../server/internal/eventLog.js"
 import * as sqlLog from "../server/internal/sqlLog.js"
@@ -23,10 +23,23 @@ export const layerClient = (options: Partial<Settings> = {}): Layer.Layer<EventL
     EventLog,
     Effect.gen(function*() {
       const pg = yield* PgClient.PgClient
-      const storage = yield* sqlLog.make({ changes: pg.listen(sqlLog.channel) }).pipe(
-        Effect.provideService(SqlClient.SqlClient, pg)
+      const listening = yield* Deferred.make<void>()
+      const probe = `effect-sse-resume/listening/${crypto.randomUUID()}`
+      const changes = pg.listen(sqlLog.channel).pipe(
+        Stream.tap((payload) => payload === probe ? Deferred.succeed(listening, undefined) : Effect.void)
       )
-      return yield* core.make(storage, { ...defaults, pollInterval: defaultPollInterval, ...options })
+      const storage = yield* sqlLog.make({ changes }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+      const log = yield* core.make(storage, { ...defaults, pollInterval: defaultPollInterval, ...options })
+      // Built means listening: an append made right after, by any instance, reaches this
+      // one's followers by notification rather than after a poll. A server that never
+      // answers the probe leaves the poll to do it.
+      yield* pg.notify(sqlLog.channel, probe).pipe(
+        Effect.zipRight(Effect.timeoutOption(Deferred.await(listening), Duration.millis(200))),
+        Effect.repeat({ until: Option.isSome }),
+        Effect.timeoutOption(Duration.seconds(10)),
+        Effect.ignore
+      )
+      return log
     })
   )
 

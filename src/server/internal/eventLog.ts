@@ -17,7 +17,7 @@ import {
   trimmed,
   UnknownEventId
 } from "../EventLog.js"
-import { Hubs } from "./fanout.js"
+import { makeHubs } from "./fanout.js"
 
 /** What a backend knows of a stream besides its events. */
 export interface Head {
@@ -87,7 +87,7 @@ const shown = (id: string) => id.length <= 64 ? id : `${id.slice(0, 64)}…`
  * this stream never issued is `UnknownEventId`, one retention removed the successor
  * of is `EventLogGap`; no `after` starts at the first kept event.
  */
-export const position = (
+const position = (
   stream: string,
   head: Head,
   after: string | undefined
@@ -156,7 +156,7 @@ const checkSettings = (settings: EventLog.Settings) => {
 
 // --- The service ---
 
-export const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
+const infoOf = (stream: string, head: Head): EventLog.StreamInfo => ({
   stream,
   generation: head.generation,
   firstId: head.lastSeq > head.trimmedThrough ? Option.some(formatId(head.generation, head.trimmedThrough + 1)) : Option.none(),
@@ -172,7 +172,7 @@ export const make = (
 ): Effect.Effect<EventLog.EventLog["Type"], EventLogError, Scope.Scope> =>
   Effect.gen(function*() {
     yield* checkSettings(settings)
-    const hubs = yield* Hubs.make(storage, settings)
+    const hubs = yield* makeHubs(storage, settings)
 
     const existing = (stream: string) =>
       Effect.flatMap(

@@ -130,127 +130,125 @@ export interface Hubs {
 
 const retryDelay = "1 second"
 
-export const Hubs = {
-  make: (storage: Storage, settings: EventLog.Settings): Effect.Effect<Hubs, never, Scope.Scope> =>
-    Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hubs = new Map<string, Hub>()
+export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.Effect<Hubs, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const hubs = new Map<string, Hub>()
 
-      const wake = (stream: string) => hubs.get(stream)?.wake()
+    const wake = (stream: string) => hubs.get(stream)?.wake()
 
-      if (storage.changes !== undefined) {
-        const changes = storage.changes
-        // Each (re)start of the listener may have missed notifications: every hub looks again.
-        const listen = Effect.sync(() => hubs.forEach((hub) => hub.wake())).pipe(
-          Effect.zipRight(Stream.runForEach(changes, (stream) => Effect.sync(() => wake(stream)))),
-          Effect.catchAllCause((cause) => Effect.logWarning("EventLog: change notifications failed; listening again", cause)),
-          Effect.zipRight(Effect.sleep(retryDelay)),
-          Effect.forever
-        )
-        yield* Effect.forkScoped(listen)
-      }
+    if (storage.changes !== undefined) {
+      const changes = storage.changes
+      // Each (re)start of the listener may have missed notifications: every hub looks again.
+      const listen = Effect.sync(() => hubs.forEach((hub) => hub.wake())).pipe(
+        Effect.zipRight(Stream.runForEach(changes, (stream) => Effect.sync(() => wake(stream)))),
+        Effect.catchAllCause((cause) => Effect.logWarning("EventLog: change notifications failed; listening again", cause)),
+        Effect.zipRight(Effect.sleep(retryDelay)),
+        Effect.forever
+      )
+      yield* Effect.forkScoped(listen)
+    }
 
-      /** Reads what is new since the hub's last seq and hands it out; false once the stream is gone. */
-      const catchUp = (hub: Hub): Effect.Effect<boolean, EventLog.EventLogError> =>
-        Effect.gen(function*() {
-          const head = yield* storage.head(hub.stream)
-          if (Option.isNone(head) || head.value.generation !== hub.generation) return false
-          let overflowed = 0
-          while (hub.lastSeq < head.value.lastSeq) {
-            const events = yield* storage.readAfter(hub.stream, hub.generation, hub.lastSeq, settings.maxReadLimit)
-            if (events.length === 0 || seqOf(events[0]!) !== hub.lastSeq + 1) {
-              // Retention removed some: each reader finds out from storage where it stands.
-              hub.lastSeq = events.length === 0 ? head.value.lastSeq : seqOf(events[events.length - 1]!)
-              hub.sendToStorage()
-              continue
-            }
-            overflowed += hub.publish(events)
+    /** Reads what is new since the hub's last seq and hands it out; false once the stream is gone. */
+    const catchUp = (hub: Hub): Effect.Effect<boolean, EventLog.EventLogError> =>
+      Effect.gen(function*() {
+        const head = yield* storage.head(hub.stream)
+        if (Option.isNone(head) || head.value.generation !== hub.generation) return false
+        let overflowed = 0
+        while (hub.lastSeq < head.value.lastSeq) {
+          const events = yield* storage.readAfter(hub.stream, hub.generation, hub.lastSeq, settings.maxReadLimit)
+          if (events.length === 0 || seqOf(events[0]!) !== hub.lastSeq + 1) {
+            // Retention removed some: each reader finds out from storage where it stands.
+            hub.lastSeq = events.length === 0 ? head.value.lastSeq : seqOf(events[events.length - 1]!)
+            hub.sendToStorage()
+            continue
           }
-          if (overflowed > 0) yield* Metric.incrementBy(readerFallbacks, overflowed)
-          if (Option.isSome(head.value.end) && hub.end === undefined) {
-            hub.finish({ end: head.value.end.value, lastSeq: head.value.lastSeq })
-          }
-          return true
-        })
+          overflowed += hub.publish(events)
+        }
+        if (overflowed > 0) yield* Metric.incrementBy(readerFallbacks, overflowed)
+        if (Option.isSome(head.value.end) && hub.end === undefined) {
+          hub.finish({ end: head.value.end.value, lastSeq: head.value.lastSeq })
+        }
+        return true
+      })
 
-      const waitForChange = (hub: Hub) =>
-        storage.pollsOthers ? Effect.timeoutOption(Queue.take(hub.signal), settings.pollInterval) : Queue.take(hub.signal)
+    const waitForChange = (hub: Hub) =>
+      storage.pollsOthers ? Effect.timeoutOption(Queue.take(hub.signal), settings.pollInterval) : Queue.take(hub.signal)
 
-      const run = (hub: Hub) =>
-        Effect.gen(function*() {
-          const head = yield* Effect.retry(storage.head(hub.stream), { schedule: retrySchedule })
-          if (Option.isNone(head)) {
-            yield* stop(hub)
-            return
-          }
-          hub.generation = head.value.generation
-          hub.lastSeq = head.value.lastSeq
-          if (Option.isSome(head.value.end)) hub.end = { end: head.value.end.value, lastSeq: head.value.lastSeq }
-          yield* Deferred.succeed(hub.ready, true)
-          while (true) {
-            yield* waitForChange(hub)
-            const alive = yield* catchUp(hub).pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.as(Effect.logWarning(`EventLog: following "${hub.stream}" failed; trying again`, cause), true)
-              )
+    const run = (hub: Hub) =>
+      Effect.gen(function*() {
+        const head = yield* Effect.retry(storage.head(hub.stream), { schedule: retrySchedule })
+        if (Option.isNone(head)) {
+          yield* stop(hub)
+          return
+        }
+        hub.generation = head.value.generation
+        hub.lastSeq = head.value.lastSeq
+        if (Option.isSome(head.value.end)) hub.end = { end: head.value.end.value, lastSeq: head.value.lastSeq }
+        yield* Deferred.succeed(hub.ready, true)
+        while (true) {
+          yield* waitForChange(hub)
+          const alive = yield* catchUp(hub).pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.as(Effect.logWarning(`EventLog: following "${hub.stream}" failed; trying again`, cause), true)
             )
-            if (!alive) return yield* stop(hub)
-          }
-        })
-
-      /** Removes the hub from the map, once. */
-      const forget = (hub: Hub) =>
-        Effect.suspend(() => {
-          if (hubs.get(hub.stream) !== hub) return Effect.void
-          hubs.delete(hub.stream)
-          return Metric.incrementBy(subscriptions, -1)
-        })
-
-      const stop = (hub: Hub) =>
-        forget(hub).pipe(
-          Effect.zipRight(Effect.sync(() => hub.close())),
-          Effect.zipRight(Deferred.succeed(hub.ready, false))
-        )
-
-      const join = (stream: string) =>
-        Effect.suspend(() => {
-          const found = hubs.get(stream)
-          if (found !== undefined) return Effect.succeed(found)
-          const hub = new Hub(stream, Effect.runSync(Queue.sliding<void>(1)), Effect.runSync(Deferred.make<boolean>()))
-          hubs.set(stream, hub)
-          // Joined inside acquireRelease's uninterruptible acquire, which a plain fork would inherit.
-          return Effect.map(Effect.forkIn(Effect.interruptible(run(hub)), scope), (fiber) => {
-            hub.fiber = fiber
-            return hub
-          }).pipe(Effect.zipLeft(Metric.incrementBy(subscriptions, 1)))
-        })
-
-      const leave = (hub: Hub, reader: Reader) =>
-        Effect.suspend(() => {
-          hub.readers.delete(reader)
-          if (hub.readers.size > 0) return Effect.void
-          return Effect.zipRight(forget(hub), hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber))
-        }).pipe(Effect.zipRight(Metric.incrementBy(readers, -1)))
-
-      const subscribe = (stream: string, generation: number) =>
-        Effect.gen(function*() {
-          const [hub, reader] = yield* Effect.acquireRelease(
-            Effect.flatMap(join(stream), (hub) =>
-              Effect.map(Queue.sliding<void>(1), (signal) => {
-                const reader = new Reader(settings.readerBuffer, signal)
-                hub.readers.add(reader)
-                return [hub, reader] as const
-              })).pipe(Effect.tap(() => Metric.incrementBy(readers, 1))),
-            ([hub, reader]) => leave(hub, reader)
           )
-          const alive = yield* Deferred.await(hub.ready)
-          if (!alive || hub.generation !== generation) reader.gone = true
-          reader.end = hub.end
-          return reader
-        })
+          if (!alive) return yield* stop(hub)
+        }
+      })
 
-      return { wake, subscribe }
-    })
-}
+    /** Removes the hub from the map, once. */
+    const forget = (hub: Hub) =>
+      Effect.suspend(() => {
+        if (hubs.get(hub.stream) !== hub) return Effect.void
+        hubs.delete(hub.stream)
+        return Metric.incrementBy(subscriptions, -1)
+      })
+
+    const stop = (hub: Hub) =>
+      forget(hub).pipe(
+        Effect.zipRight(Effect.sync(() => hub.close())),
+        Effect.zipRight(Deferred.succeed(hub.ready, false))
+      )
+
+    const join = (stream: string) =>
+      Effect.suspend(() => {
+        const found = hubs.get(stream)
+        if (found !== undefined) return Effect.succeed(found)
+        const hub = new Hub(stream, Effect.runSync(Queue.sliding<void>(1)), Effect.runSync(Deferred.make<boolean>()))
+        hubs.set(stream, hub)
+        // Joined inside acquireRelease's uninterruptible acquire, which a plain fork would inherit.
+        return Effect.map(Effect.forkIn(Effect.interruptible(run(hub)), scope), (fiber) => {
+          hub.fiber = fiber
+          return hub
+        }).pipe(Effect.zipLeft(Metric.incrementBy(subscriptions, 1)))
+      })
+
+    const leave = (hub: Hub, reader: Reader) =>
+      Effect.suspend(() => {
+        hub.readers.delete(reader)
+        if (hub.readers.size > 0) return Effect.void
+        return Effect.zipRight(forget(hub), hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber))
+      }).pipe(Effect.zipRight(Metric.incrementBy(readers, -1)))
+
+    const subscribe = (stream: string, generation: number) =>
+      Effect.gen(function*() {
+        const [hub, reader] = yield* Effect.acquireRelease(
+          Effect.flatMap(join(stream), (hub) =>
+            Effect.map(Queue.sliding<void>(1), (signal) => {
+              const reader = new Reader(settings.readerBuffer, signal)
+              hub.readers.add(reader)
+              return [hub, reader] as const
+            })).pipe(Effect.tap(() => Metric.incrementBy(readers, 1))),
+          ([hub, reader]) => leave(hub, reader)
+        )
+        const alive = yield* Deferred.await(hub.ready)
+        if (!alive || hub.generation !== generation) reader.gone = true
+        reader.end = hub.end
+        return reader
+      })
+
+    return { wake, subscribe }
+  })
 
 const retrySchedule = Schedule.spaced(retryDelay)
