@@ -9,6 +9,14 @@
  */
 import { Cause, Data } from "effect"
 
+/**
+ * Whether `event` stands for an id-only block (`id: 5\n\n`): no event per spec,
+ * but it sets the resume point. The parser gives such blocks only when asked
+ * (`Parser`'s `idOnlyBlocks`); the tracker moves the resume point on them and
+ * never hands them on.
+ */
+export { isIdOnly } from "./internal/idOnly.js"
+
 export class SseEvent extends Data.Class<{
   /** The `id` field of this event's block, if the block had one. */
   readonly id?: string | undefined

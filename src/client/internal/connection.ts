@@ -39,7 +39,7 @@ import {
   type SseRetriesExhausted,
   SseStreamDropped
 } from "../SseClientError.js"
-import { Parser, type SseEventTooLarge } from "../../wire/internal/parser.js"
+import { Parser, type SseEventTooLarge } from "../../wire/Parser.js"
 import * as Sse from "../../wire/Sse.js"
 import type { SseEvent } from "../../wire/SseEvent.js"
 import { attemptRequest } from "./attemptRequest.js"

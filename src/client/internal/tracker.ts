@@ -5,8 +5,7 @@
  */
 import { Cause, Context, Effect, Metric, Option } from "effect"
 import type * as EventTracker from "../EventTracker.js"
-import { isIdOnly } from "../../wire/internal/idOnly.js"
-import type { SseEvent } from "../../wire/SseEvent.js"
+import { isIdOnly, type SseEvent } from "../../wire/SseEvent.js"
 import { IdWindow } from "./idWindow.js"
 import { noTags } from "./metricTags.js"
 
