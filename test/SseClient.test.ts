@@ -5,6 +5,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Queue, type Scope, Stream } from "effect"
 import * as EventTracker from "../src/client/EventTracker.js"
 import * as SseClient from "../src/client/SseClient.js"
+import { SettingsError } from "../src/Settings.js"
 import type { SseEvent } from "../src/wire/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
 
@@ -271,6 +272,39 @@ describe("SseClient POST streams and reconnectNow over loopback", () => {
       expect(server.requests[1]!.at - requestedAt).toBeLessThan(500)
       expect(server.requests[0]!.closedAt).toBeDefined()
       expect(server.requests[0]!.closedAt!).toBeLessThan(server.requests[1]!.at + 50)
+    }))
+})
+
+describe("SseClient settings given in code", () => {
+  live("a setting it cannot run with fails with SettingsError before any request; undefined keeps the default", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 2) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: 1\ndata: a\n\n")
+      })
+      const request = HttpClientRequest.get(server.url)
+      for (
+        const [setting, value] of [
+          ["maxAttempts", 0],
+          ["connectAttempts", 1.5],
+          ["maxEventBytes", -1],
+          ["maxTracked", 0],
+          ["idleTimeout", "0 millis"],
+          ["initialDelay", Duration.zero],
+          ["maxDelay", "-1 seconds"],
+          ["maxRetryAfter", 0],
+          ["maxRedirects", -1],
+          ["tracePropagation", "yes"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Stream.runDrain(SseClient.stream(request, { ...fast, [setting]: value })))
+        expect(error, setting).toBeInstanceOf(SettingsError)
+        expect(error).toMatchObject({ _tag: "SettingsError", module: "SseClient", setting, value })
+      }
+      expect(server.requests).toHaveLength(0)
+      const events = yield* collect(SseClient.stream(request, { ...fast, maxAttempts: undefined, idleTimeout: undefined }))
+      expect(events).toEqual(["1"])
     }))
 })
 

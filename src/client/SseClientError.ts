@@ -4,8 +4,8 @@
  * `Effect.catchTag`. Re-exported from `SseClient`.
  */
 import { Data, type Duration } from "effect"
-import type * as EventTracker from "./EventTracker.js"
 import { causeText } from "./internal/causeText.js"
+import type { SettingsError } from "../Settings.js"
 import type * as Sse from "../wire/Sse.js"
 
 /**
@@ -176,4 +176,5 @@ export type SseClientError =
   | SseRedirectError
   | SseContentEncodingError
   | Sse.SseParseError
-  | EventTracker.TrackerOptionsError
+  /** A setting given in code that the client cannot run with (e.g. `maxAttempts: 0`). */
+  | SettingsError

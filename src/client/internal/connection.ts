@@ -54,6 +54,8 @@ import { defaultMaxRedirects, follow, type Followed, withoutCredentials } from "
 import { classify } from "./response.js"
 import { isSafeMethod, resumeRequest } from "./resume.js"
 import { recordedAs, recorderOf, takeRecordedBeforeFailure } from "./tracker.js"
+import { count, duration, resolve, type Rule } from "../../internal/settings.js"
+import type { SettingsError } from "../../Settings.js"
 
 export const defaults: SseClient.Settings = {
   idleTimeout: Duration.seconds(60),
@@ -136,20 +138,33 @@ const backoffOf = (settings: SseClient.Settings): Schedule.Schedule<unknown, Rec
     ? defaultBackoff
     : backoff(settings)
 
-/** Caller settings over the defaults; an option given as `undefined` keeps its default. */
-const settingsOf = (options: Partial<SseClient.Settings>): SseClient.Settings => {
-  const settings: Record<string, unknown> = { ...defaults }
-  for (const [key, value] of Object.entries(options)) if (value !== undefined) settings[key] = value
-  return settings as unknown as SseClient.Settings
+const isBoolean: Rule<boolean> = (b) => typeof b === "boolean" ? undefined : "must be true or false"
+
+/**
+ * The rule of each setting: a zero count or duration would give up at once or
+ * spin; `maxRedirects` may be 0 (follow none).
+ */
+const rules: { readonly [K in keyof SseClient.Settings]?: Rule<SseClient.Settings[K]> } = {
+  idleTimeout: duration,
+  maxAttempts: count,
+  connectAttempts: (n) => n === undefined ? undefined : count(n),
+  maxEventBytes: count,
+  maxTracked: count,
+  initialDelay: duration,
+  maxDelay: duration,
+  maxRetryAfter: duration,
+  maxRedirects: (n) => Number.isSafeInteger(n) && n >= 0 ? undefined : "must be a whole number ≥ 0",
+  crossOriginRedirects: isBoolean,
+  tracePropagation: isBoolean
 }
 
 const makeRun = <E, EH, RH>(
   request: HttpClientRequest.HttpClientRequest,
   options: SseClient.Options<E, EH, RH>,
   trigger: ReconnectTrigger
-): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient> =>
+): Effect.Effect<Run<E, EH, RH>, SettingsError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const settings = settingsOf(options)
+    const settings = yield* resolve("SseClient", defaults, options, rules)
     const base = yield* HttpClient.HttpClient
     const tracker: EventTracker.EventTracker<E> = options.tracker ??
       (yield* EventTracker.make<never>({ maxTracked: settings.maxTracked }))
