@@ -10,7 +10,10 @@
  * reconnect ask for older events again. An empty id clears it (spec: the
  * last-event-id buffer becomes empty, so the next reconnect sends no Last-Event-ID).
  */
-import { Context, Effect, type Metric, type Option } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
 import * as internal from "./internal/tracker.js"
 import type { SseEvent } from "../wire/SseEvent.js"
 import { count, resolve } from "../internal/settings.js"

@@ -3,7 +3,8 @@
  * attempt they carry. Each is a `Data.TaggedError`: match them with
  * `Effect.catchTag`. Re-exported from `SseClient`.
  */
-import { Data, type Duration } from "effect"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import { causeText } from "./internal/causeText.js"
 import type { SettingsError } from "../Settings.js"
 import type * as Sse from "../wire/Sse.js"

@@ -7,7 +7,8 @@
  * gzipped size, issue 18). Where a schema is needed, to decode events from
  * JSON, `SseEventSchema.SseEvent` is one, in its own entry point.
  */
-import { Cause, Data } from "effect"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 
 /**
  * Whether `event` stands for an id-only block (`id: 5\n\n`): no event per spec,

@@ -11,23 +11,20 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import {
-  Channel,
-  Chunk,
-  Clock,
-  Data,
-  Duration,
-  Effect,
-  Either,
-  ExecutionStrategy,
-  Exit,
-  Metric,
-  MetricLabel,
-  Option,
-  type Schedule,
-  Scope,
-  Stream
-} from "effect"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as EventTracker from "../EventTracker.js"
 import type * as SseClient from "../SseClient.js"
 import {
@@ -129,15 +126,6 @@ type Outcome =
 
 const stopped: Outcome = { _tag: "Stop" }
 
-/** Schedules are immutable: streams with the default delays share one instead of holding ~1.5 KB each. */
-const defaultBackoff = backoff(defaults)
-
-const backoffOf = (settings: SseClient.Settings): Schedule.Schedule<unknown, Reconnect> =>
-  Duration.equals(Duration.decode(settings.initialDelay), Duration.decode(defaults.initialDelay)) &&
-    Duration.equals(Duration.decode(settings.maxDelay), Duration.decode(defaults.maxDelay))
-    ? defaultBackoff
-    : backoff(settings)
-
 const isBoolean: Rule<boolean> = (b) => typeof b === "boolean" ? undefined : "must be true or false"
 
 /**
@@ -190,7 +178,7 @@ const makeRun = <E, EH, RH>(
       maxRedirects: settings.maxRedirects,
       crossOriginRedirects: settings.crossOriginRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
-      budget: new RetryBudget(options.schedule ?? backoffOf(settings), settings.maxAttempts, settings.connectAttempts),
+      budget: new RetryBudget(options.schedule ?? backoff(settings), settings.maxAttempts, settings.connectAttempts),
       serverRetry: undefined
     }
   })
