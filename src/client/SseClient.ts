@@ -47,6 +47,7 @@ export {
   SseContentTypeError,
   SseHttpError,
   SseRedirectError,
+  SseResumeGap,
   SseResumeIdError,
   SseRetriesExhausted,
   SseStreamDropped
@@ -204,6 +205,18 @@ export interface Options<E = never, EH = never, RH = never> extends Partial<Sett
    * `resumeWith`, or no resume point yet) fails with `SseStreamDropped` instead.
    */
   readonly reconnectNow?: Stream.Stream<unknown>
+  /**
+   * What to do when a resumed response opens with a gap notice: an event of type
+   * `gap` whose data is JSON `{"lastEventId": "<requested>", "firstAvailable":
+   * "<id>"}`, which `SseServer` sends when its retention dropped events after
+   * the requested `Last-Event-ID`. "fail" (the default) ends the stream with
+   * `SseResumeGap`; "emit" hands the notice on as an event (type "gap") and goes
+   * on. Only the first event of a response to a request that sent
+   * `Last-Event-ID` is taken for one (id-only blocks before it aside), and only
+   * with both fields strings: an event named "gap" anywhere else, or from a
+   * server with its own meaning for it, is an ordinary event.
+   */
+  readonly onGap?: "fail" | "emit"
 }
 
 // --- Metrics ---

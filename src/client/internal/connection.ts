@@ -34,11 +34,12 @@ import {
   type SseContentEncodingError,
   type SseRedirectError,
   type SseRetriesExhausted,
+  SseResumeGap,
   SseStreamDropped
 } from "../SseClientError.js"
 import { Parser, type SseEventTooLarge } from "../../wire/Parser.js"
 import * as Sse from "../../wire/Sse.js"
-import type { SseEvent } from "../../wire/SseEvent.js"
+import { isIdOnly, type SseEvent } from "../../wire/SseEvent.js"
 import { attemptRequest } from "./attemptRequest.js"
 import { type BodySource, directBody, pulledBody } from "./body.js"
 import { causeText } from "./causeText.js"
@@ -115,6 +116,7 @@ interface Run<E, EH, RH> {
   readonly crossOriginRedirects: boolean
   readonly maxRetryAfter: number
   readonly budget: RetryBudget
+  readonly onGap: "fail" | "emit"
   /** The server's latest `retry:` in ms; per spec it outlives the connection that sent it. */
   serverRetry: number | undefined
 }
@@ -178,6 +180,7 @@ const makeRun = <E, EH, RH>(
       maxRedirects: settings.maxRedirects,
       crossOriginRedirects: settings.crossOriginRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
+      onGap: options.onGap ?? "fail",
       budget: new RetryBudget(options.schedule ?? backoff(settings), settings.maxAttempts, settings.connectAttempts),
       serverRetry: undefined
     }
@@ -350,7 +353,7 @@ const connection = <E, EH, RH>(
         run.budget.connect()
         yield* run.onConnection({ state: "connected", attempt, status: response.status })
         return Channel.map(
-          yield* readBody(run, response, requestScope, requested),
+          yield* readBody(run, response, requestScope, requested, resumeFrom !== undefined),
           ({ delivered, ...end }) => ended(end, delivered)
         )
     }
@@ -392,7 +395,8 @@ const readBody = <E, EH, RH>(
   run: Run<E, EH, RH>,
   response: HttpClientResponse.HttpClientResponse,
   requestScope: Scope.CloseableScope,
-  requested: Effect.Effect<void>
+  requested: Effect.Effect<void>,
+  resumed: boolean
 ) =>
   Effect.gen(function*() {
     const abort = Scope.close(requestScope, Exit.void)
@@ -416,10 +420,10 @@ const readBody = <E, EH, RH>(
     const direct = mayBeEncoded(response) ? undefined : yield* directBody(response)
     let events: EventReader<E>
     if (direct !== undefined) {
-      events = readEvents(run, parser, watchdog, direct)
+      events = readEvents(run, parser, watchdog, direct, resumed)
     } else {
       const pulled = yield* pulledBody(decodedBody(response))
-      events = Channel.ensuring(readEvents(run, parser, watchdog, pulled), pulled.release)
+      events = Channel.ensuring(readEvents(run, parser, watchdog, pulled, resumed), pulled.release)
     }
     return events.pipe(
       // An abort surfaces as a transport error (or an end): it was what aborted.
@@ -441,11 +445,33 @@ const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
 
 const keepWithoutId = { keepWithoutId: true } as const
 
+/** The first event that is not an id-only block, if any. */
+const firstEvent = (events: ReadonlyArray<SseEvent>): SseEvent | undefined => {
+  for (const event of events) if (!isIdOnly(event)) return event
+  return undefined
+}
+
+/** `event` as `SseServer`'s gap notice, if it is one: type "gap", data a JSON object with both ids as strings. */
+const gapNotice = (event: SseEvent): SseResumeGap | undefined => {
+  if (event.event !== "gap") return undefined
+  let data: unknown
+  try {
+    data = JSON.parse(event.data)
+  } catch {
+    return undefined
+  }
+  if (typeof data !== "object" || data === null) return undefined
+  const { firstAvailable, lastEventId } = data as Record<string, unknown>
+  return typeof lastEventId === "string" && typeof firstAvailable === "string"
+    ? new SseResumeGap({ lastEventId, firstAvailable })
+    : undefined
+}
+
 /** New events out of a decoded body; its result is how the body ended. */
 type EventReader<E> = Channel.Channel<
   Chunk.Chunk<SseEvent>,
   unknown,
-  E | SseEventTooLarge | SseContentEncodingError,
+  E | SseEventTooLarge | SseContentEncodingError | SseResumeGap,
   unknown,
   BodyEnd,
   unknown
@@ -463,10 +489,13 @@ const readEvents = <E, EH, RH>(
   run: Run<E, EH, RH>,
   parser: Parser,
   watchdog: IdleWatchdog,
-  body: BodySource<SseContentEncodingError>
+  body: BodySource<SseContentEncodingError>,
+  resumed: boolean
 ): EventReader<E> => {
   type Reader = EventReader<E>
   let delivered = false
+  /** Until the first event of a resumed response is seen: whether it is a gap notice. */
+  let gapPossible = resumed
   const recorder = recorderOf(run.tracker)
   // Runs when downstream asks for more: only then does the next read start.
   const nextRead = (): Reader => {
@@ -483,6 +512,14 @@ const readEvents = <E, EH, RH>(
   const emit = (events: Array<SseEvent>, next: () => Reader): Reader => {
     if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
     if (events.length === 0) return next()
+    if (gapPossible) {
+      const first = firstEvent(events)
+      if (first !== undefined) {
+        gapPossible = false
+        const gap = gapNotice(first)
+        if (gap !== undefined && run.onGap === "fail") return Channel.fail(gap)
+      }
+    }
     eventsReceived.unsafeUpdate(events.length, noTags)
     if (recorder !== undefined && recorder.recordInPlace(events)) return deliver(events, recorder.withIdOnly, next)
     return Channel.flatMap(Channel.fromEffect(Effect.either(run.tracker.recordAll(events, keepWithoutId))), (result) => {
