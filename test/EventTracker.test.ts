@@ -22,6 +22,7 @@ import { Backpressure, EventTracker, SseClient, SseEvent } from "../src/index.js
 import * as SseServer from "./support/SseServer.js"
 import { IdWindow } from "../src/client/internal/idWindow.js"
 import { idOnly } from "../src/wire/internal/idOnly.js"
+import { SettingsError } from "../src/Settings.js"
 
 const withId = (id: string) => new SseEvent({ id })
 /** What the parser makes of `id: <id>` followed by a blank line. */
@@ -108,8 +109,12 @@ describe("EventTracker", () => {
     Effect.gen(function*() {
       for (const maxTracked of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
         const error = yield* Effect.flip(EventTracker.make({ maxTracked }))
-        expect(error._tag).toBe("TrackerOptionsError")
-        expect(error.option).toBe("maxTracked")
+        expect(error._tag).toBe("SettingsError")
+        expect(error).toBeInstanceOf(SettingsError)
+        // The deprecated name is the same class, so old `instanceof` checks still hold.
+        expect(error).toBeInstanceOf(EventTracker.TrackerOptionsError)
+        expect(error.setting).toBe("maxTracked")
+        expect(error.module).toBe("EventTracker")
       }
     }))
 

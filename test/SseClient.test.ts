@@ -5,6 +5,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Queue, type Scope, Stream } from "effect"
 import * as EventTracker from "../src/client/EventTracker.js"
 import * as SseClient from "../src/client/SseClient.js"
+import { SettingsError } from "../src/Settings.js"
 import type { SseEvent } from "../src/wire/SseEvent.js"
 import * as SseServer from "./support/SseServer.js"
 
@@ -271,6 +272,91 @@ describe("SseClient POST streams and reconnectNow over loopback", () => {
       expect(server.requests[1]!.at - requestedAt).toBeLessThan(500)
       expect(server.requests[0]!.closedAt).toBeDefined()
       expect(server.requests[0]!.closedAt!).toBeLessThan(server.requests[1]!.at + 50)
+    }))
+})
+
+describe("SseClient gap notices (issue 21)", () => {
+  const gap = (lastEventId: string, firstAvailable: string) =>
+    `event: gap\ndata: ${JSON.stringify({ lastEventId, firstAvailable })}\n\n`
+  /** Response 1: events 1 and 2; response 2 (resumed from 2): a gap notice first, then 7; then 204. */
+  const gapServer = SseServer.make(async (_req, res, n) => {
+    if (n === 3) return void res.writeHead(204).end()
+    res.writeHead(200, SseServer.sseHeaders)
+    await SseServer.write(res, n === 1 ? "id: 1\ndata: a\n\nid: 2\ndata: b\n\n" : `${gap("2", "7")}id: 7\ndata: g\n\n`)
+    res.end()
+  })
+
+  live("by default a resumed response opening with a gap notice fails the stream with SseResumeGap", () =>
+    Effect.gen(function*() {
+      const server = yield* gapServer
+      const seen: Array<string | undefined> = []
+      const error = yield* SseClient.stream(HttpClientRequest.get(server.url), fast).pipe(
+        Stream.runForEach((event) => Effect.sync(() => seen.push(event.id))),
+        Effect.flip
+      )
+      expect(error).toBeInstanceOf(SseClient.SseResumeGap)
+      expect(error).toMatchObject({ _tag: "SseResumeGap", lastEventId: "2", firstAvailable: "7" })
+      expect(seen).toEqual(["1", "2"])
+      expect(server.requests[1]!.headers["last-event-id"]).toBe("2")
+      expect(server.requests).toHaveLength(2)
+    }))
+
+  live("onGap: \"emit\" hands the notice on as an event of type gap and goes on", () =>
+    Effect.gen(function*() {
+      const server = yield* gapServer
+      const events = yield* Stream.runCollect(SseClient.stream(HttpClientRequest.get(server.url), { ...fast, onGap: "emit" }))
+      expect(Chunk.toReadonlyArray(events).map((e) => [e.event, e.id, e.data])).toEqual([
+        ["message", "1", "a"],
+        ["message", "2", "b"],
+        ["gap", undefined, JSON.stringify({ lastEventId: "2", firstAvailable: "7" })],
+        ["message", "7", "g"]
+      ])
+    }))
+
+  live("an event named gap elsewhere is an ordinary event: first in a fresh response, or after the first in a resumed one", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make(async (_req, res, n) => {
+        if (n === 3) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        await SseServer.write(res, n === 1 ? `${gap("0", "1")}id: 1\ndata: a\n\n` : `id: 2\ndata: b\n\n${gap("1", "9")}`)
+        res.end()
+      })
+      const events = yield* Stream.runCollect(SseClient.stream(HttpClientRequest.get(server.url), fast))
+      expect(Chunk.toReadonlyArray(events).map((e) => e.event)).toEqual(["gap", "message", "message", "gap"])
+      expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, "1", "2"])
+    }))
+})
+
+describe("SseClient settings given in code", () => {
+  live("a setting it cannot run with fails with SettingsError before any request; undefined keeps the default", () =>
+    Effect.gen(function*() {
+      const server = yield* SseServer.make((_req, res, n) => {
+        if (n === 2) return void res.writeHead(204).end()
+        res.writeHead(200, SseServer.sseHeaders)
+        res.end("id: 1\ndata: a\n\n")
+      })
+      const request = HttpClientRequest.get(server.url)
+      for (
+        const [setting, value] of [
+          ["maxAttempts", 0],
+          ["connectAttempts", 1.5],
+          ["maxEventBytes", -1],
+          ["maxTracked", 0],
+          ["idleTimeout", "0 millis"],
+          ["initialDelay", Duration.zero],
+          ["maxDelay", "-1 seconds"],
+          ["maxRetryAfter", 0],
+          ["maxRedirects", -1],
+          ["tracePropagation", "yes"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Stream.runDrain(SseClient.stream(request, { ...fast, [setting]: value })))
+        expect(error, setting).toBeInstanceOf(SettingsError)
+        expect(error).toMatchObject({ _tag: "SettingsError", module: "SseClient", setting, value })
+      }
+      expect(server.requests).toHaveLength(0)
+      const events = yield* collect(SseClient.stream(request, { ...fast, maxAttempts: undefined, idleTimeout: undefined }))
+      expect(events).toEqual(["1"])
     }))
 })
 

@@ -9,7 +9,7 @@ import { Channel, Chunk, Duration, Effect, Either, Exit, Fiber, Schedule, Schedu
 import { attemptRequest, lastEventIdHeader } from "../src/client/internal/attemptRequest.js"
 import { IdleWatchdog } from "../src/client/internal/idleWatchdog.js"
 import { causeText } from "../src/client/internal/causeText.js"
-import { maxSleepMillis, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
+import { backoff, maxSleepMillis, reconnectDelay, RetryBudget } from "../src/client/internal/reconnect.js"
 import { type Reconnect, SseRetriesExhausted } from "../src/client/SseClientError.js"
 import { classify, parseRetryAfter } from "../src/client/internal/response.js"
 import { settle } from "./support/settle.js"
@@ -122,6 +122,21 @@ describe("RetryBudget", () => {
     const error = new SseRetriesExhausted({ attempts: 1, last: { reason: "transport", attempt: 1, cause: fetchFailed } })
     expect(error.message).toContain("getaddrinfo ENOTFOUND nowhere.test")
   })
+
+  it.effect("the default backoff: initialDelay doubling per attempt without a new event, capped at maxDelay, from the start after one", () =>
+    Effect.gen(function*() {
+      const budget = new RetryBudget(backoff({ initialDelay: "5 millis", maxDelay: "20 millis" }), 10)
+      const delays = []
+      for (let i = 0; i < 4; i++) delays.push(yield* budget.next(ended, false, 1_000))
+      expect(delays).toEqual([5, 10, 20, 20])
+      expect(yield* budget.next(ended, true, 1_000)).toBe(5)
+      // Defaults 500 ms and 30 s; an attempt count far past 2^1023 is still capped, never NaN.
+      const long = new RetryBudget(backoff({}), 2_000)
+      let last = 0
+      for (let i = 0; i < 1_100; i++) last = yield* long.next(ended, false, 0)
+      expect(last).toBe(30_000)
+      expect(yield* new RetryBudget(backoff({}), 2).next(ended, false, 0)).toBe(500)
+    }))
 
   it.effect("a schedule that ends exhausts it", () =>
     Effect.gen(function*() {

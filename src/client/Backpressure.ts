@@ -3,7 +3,11 @@
  * item was queued, whether backpressure held past the timeout, or whether the
  * queue is shut down.
  */
-import { Cause, Duration, Effect, Metric, Queue } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 
 /** What became of an offer. Only `"queued"` means the queue holds the item. */
 export type OfferResult = "queued" | "timedOut" | "shutdown"

@@ -10,16 +10,22 @@
  * reconnect ask for older events again. An empty id clears it (spec: the
  * last-event-id buffer becomes empty, so the next reconnect sends no Last-Event-ID).
  */
-import { Context, Data, Effect, type Metric, type Option } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
 import * as internal from "./internal/tracker.js"
 import type { SseEvent } from "../wire/SseEvent.js"
-import { countRule, isCount } from "../internal/settings.js"
+import { count, resolve } from "../internal/settings.js"
+import { SettingsError } from "../Settings.js"
 
-export class TrackerOptionsError extends Data.TaggedError("TrackerOptionsError")<{
-  readonly option: string
-  readonly value: unknown
-  readonly reason: string
-}> {}
+/**
+ * An option given to `make` that a tracker cannot run with.
+ * @deprecated Every module's settings now fail with `Settings.SettingsError` (tag "SettingsError").
+ */
+export const TrackerOptionsError = SettingsError
+/** @deprecated Use `Settings.SettingsError`. */
+export type TrackerOptionsError = SettingsError
 
 /**
  * What `recordEvent` saw: a first sighting, a replay within the window, an event
@@ -94,25 +100,32 @@ export const duplicateEvents: Metric.Metric.Counter<number> = internal.duplicate
 /** Tracker callbacks that threw or died. */
 export const callbackFailures: Metric.Metric.Counter<number> = internal.callbackFailures
 
+/** The window when `maxTracked` is given as `undefined`: the client's and the session manager's default. */
+const defaults: Pick<Options, "maxTracked"> = { maxTracked: 10_000 }
+
+/** A window of zero would drop nothing and keep no resume point. */
+const rules = { maxTracked: count }
+
 /**
- * Makes a tracker. The async callback's requirements `R` are captured here, so
+ * Makes a tracker; a `maxTracked` that is not a whole number ≥ 1 fails with
+ * `SettingsError`. The async callback's requirements `R` are captured here, so
  * `recordEvent` needs none.
  */
 export const make = <E = never, R = never>(
   options: Options<E, R>
-): Effect.Effect<EventTracker<E>, TrackerOptionsError, R> => {
-  const { maxTracked } = options
-  if (!isCount(maxTracked)) {
-    return Effect.fail(
-      new TrackerOptionsError({ option: "maxTracked", value: maxTracked, reason: countRule })
-    )
-  }
-  return Effect.map(
-    Effect.context<R>(),
-    (context) =>
-      new internal.Tracker<E, R>(maxTracked, options.onNewEvent, options.onNewEventAsync, options.onCallbackDefect, context)
-  )
-}
+): Effect.Effect<EventTracker<E>, SettingsError, R> =>
+  Effect.flatMap(resolve("EventTracker", defaults, options, rules), (settings) =>
+    Effect.map(
+      Effect.context<R>(),
+      (context) =>
+        new internal.Tracker<E, R>(
+          settings.maxTracked,
+          options.onNewEvent,
+          options.onNewEventAsync,
+          options.onCallbackDefect,
+          context
+        )
+    ))
 
 /**
  * A tracker with the same window and resume point as `tracker` but no callbacks,

@@ -24,7 +24,13 @@
 import type * as Headers from "@effect/platform/Headers"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Config, Duration, type Effect, type Metric, Option, type Schedule, type Stream } from "effect"
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type * as Schedule from "effect/Schedule"
+import type * as Stream from "effect/Stream"
+import * as Config from "effect/Config"
 import type * as EventTracker from "./EventTracker.js"
 import * as internal from "./internal/connection.js"
 import { positiveDuration, positiveInt } from "../internal/settings.js"
@@ -41,6 +47,7 @@ export {
   SseContentTypeError,
   SseHttpError,
   SseRedirectError,
+  SseResumeGap,
   SseResumeIdError,
   SseRetriesExhausted,
   SseStreamDropped
@@ -170,8 +177,8 @@ export interface Options<E = never, EH = never, RH = never> extends Partial<Sett
   /** Run before every attempt, so refreshed credentials are used on reconnect. */
   readonly headers?: Effect.Effect<Headers.Input, EH, RH>
   /**
-   * Replaces the default backoff (exponential from `initialDelay`, doubling, with
-   * jitter, capped at `maxDelay`). Its delay is raised to the server's `retry:`
+   * Replaces the default backoff (`backoff`: from `initialDelay`, doubling,
+   * capped at `maxDelay`). Its delay is raised to the server's `retry:`
    * and `Retry-After`; when it ends, the stream fails with `SseRetriesExhausted`.
    * It restarts after each attempt that delivered a new event.
    */
@@ -198,6 +205,18 @@ export interface Options<E = never, EH = never, RH = never> extends Partial<Sett
    * `resumeWith`, or no resume point yet) fails with `SseStreamDropped` instead.
    */
   readonly reconnectNow?: Stream.Stream<unknown>
+  /**
+   * What to do when a resumed response opens with a gap notice: an event of type
+   * `gap` whose data is JSON `{"lastEventId": "<requested>", "firstAvailable":
+   * "<id>"}`, which `SseServer` sends when its retention dropped events after
+   * the requested `Last-Event-ID`. "fail" (the default) ends the stream with
+   * `SseResumeGap`; "emit" hands the notice on as an event (type "gap") and goes
+   * on. Only the first event of a response to a request that sent
+   * `Last-Event-ID` is taken for one (id-only blocks before it aside), and only
+   * with both fields strings: an event named "gap" anywhere else, or from a
+   * server with its own meaning for it, is an ordinary event.
+   */
+  readonly onGap?: "fail" | "emit"
 }
 
 // --- Metrics ---

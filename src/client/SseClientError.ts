@@ -3,9 +3,10 @@
  * attempt they carry. Each is a `Data.TaggedError`: match them with
  * `Effect.catchTag`. Re-exported from `SseClient`.
  */
-import { Data, type Duration } from "effect"
-import type * as EventTracker from "./EventTracker.js"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import { causeText } from "./internal/causeText.js"
+import type { SettingsError } from "../Settings.js"
 import type * as Sse from "../wire/Sse.js"
 
 /**
@@ -115,6 +116,24 @@ export class SseResumeIdError extends Data.TaggedError("SseResumeIdError")<{
   }
 }
 
+/**
+ * The server said, in the `gap` event that opened a resumed response, that it
+ * no longer holds the events right after `lastEventId`: its oldest is
+ * `firstAvailable`. Resuming would silently skip the ones between, so by
+ * default (`onGap: "fail"`) the stream ends with this error instead.
+ */
+export class SseResumeGap extends Data.TaggedError("SseResumeGap")<{
+  /** The resume point the request asked to continue after. */
+  readonly lastEventId: string
+  /** The oldest event id the server still has. */
+  readonly firstAvailable: string
+}> {
+  override get message() {
+    return `SSE server no longer holds the events after ${JSON.stringify(this.lastEventId)}: ` +
+      `its oldest is ${JSON.stringify(this.firstAvailable)}, so resuming would skip events`
+  }
+}
+
 export type RedirectFailure =
   | "loop"
   | "tooMany"
@@ -173,7 +192,9 @@ export type SseClientError =
   | SseRetriesExhausted
   | SseStreamDropped
   | SseResumeIdError
+  | SseResumeGap
   | SseRedirectError
   | SseContentEncodingError
   | Sse.SseParseError
-  | EventTracker.TrackerOptionsError
+  /** A setting given in code that the client cannot run with (e.g. `maxAttempts: 0`). */
+  | SettingsError

@@ -2,10 +2,13 @@
  * Server-Sent Events on the wire: bytes to `SseEvent`s by the WHATWG parsing
  * rules, and `SseEvent`s back to text.
  *
- * The parser itself (`internal/parser.ts`) reads bytes, not decoded text: see
+ * The parser itself (`Parser`, its machinery in `internal/parser.ts`) reads bytes, not decoded text: see
  * there why. This module is its Stream wrapper, the limit's default and `encode`.
  */
-import { Cause, Channel, Chunk, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Stream from "effect/Stream"
 import { Parser, type SseEventTooLarge } from "./internal/parser.js"
 import type { SseEvent } from "./SseEvent.js"
 

@@ -7,7 +7,16 @@
  * gzipped size, issue 18). Where a schema is needed, to decode events from
  * JSON, `SseEventSchema.SseEvent` is one, in its own entry point.
  */
-import { Cause, Data } from "effect"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+
+/**
+ * Whether `event` stands for an id-only block (`id: 5\n\n`): no event per spec,
+ * but it sets the resume point. The parser gives such blocks only when asked
+ * (`Parser`'s `idOnlyBlocks`); the tracker moves the resume point on them and
+ * never hands them on.
+ */
+export { isIdOnly } from "./internal/idOnly.js"
 
 export class SseEvent extends Data.Class<{
   /** The `id` field of this event's block, if the block had one. */

@@ -7,7 +7,8 @@
  * `SseEventSchema.SseEvent` instead, which decodes, encodes and validates as the
  * class did and yields the same `SseEvent` instances.
  */
-import { Arbitrary, Schema } from "effect"
+import * as Arbitrary from "effect/Arbitrary"
+import * as Schema from "effect/Schema"
 import { SseEvent as SseEventClass } from "./SseEvent.js"
 
 /** The fields as the Schema.Class declared them: `event` defaults to `"message"`, `data` to `""`. */

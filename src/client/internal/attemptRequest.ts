@@ -6,7 +6,7 @@
  */
 import type * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import { SseResumeIdError } from "../SseClientError.js"
 
 

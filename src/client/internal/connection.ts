@@ -11,23 +11,20 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import {
-  Channel,
-  Chunk,
-  Clock,
-  Data,
-  Duration,
-  Effect,
-  Either,
-  ExecutionStrategy,
-  Exit,
-  Metric,
-  MetricLabel,
-  Option,
-  type Schedule,
-  Scope,
-  Stream
-} from "effect"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as EventTracker from "../EventTracker.js"
 import type * as SseClient from "../SseClient.js"
 import {
@@ -37,11 +34,12 @@ import {
   type SseContentEncodingError,
   type SseRedirectError,
   type SseRetriesExhausted,
+  SseResumeGap,
   SseStreamDropped
 } from "../SseClientError.js"
-import { Parser, type SseEventTooLarge } from "../../wire/internal/parser.js"
+import { Parser, type SseEventTooLarge } from "../../wire/Parser.js"
 import * as Sse from "../../wire/Sse.js"
-import type { SseEvent } from "../../wire/SseEvent.js"
+import { isIdOnly, type SseEvent } from "../../wire/SseEvent.js"
 import { attemptRequest } from "./attemptRequest.js"
 import { type BodySource, directBody, pulledBody } from "./body.js"
 import { causeText } from "./causeText.js"
@@ -54,6 +52,8 @@ import { defaultMaxRedirects, follow, type Followed, withoutCredentials } from "
 import { classify } from "./response.js"
 import { isSafeMethod, resumeRequest } from "./resume.js"
 import { recordedAs, recorderOf, takeRecordedBeforeFailure } from "./tracker.js"
+import { count, duration, resolve, type Rule } from "../../internal/settings.js"
+import type { SettingsError } from "../../Settings.js"
 
 export const defaults: SseClient.Settings = {
   idleTimeout: Duration.seconds(60),
@@ -116,6 +116,7 @@ interface Run<E, EH, RH> {
   readonly crossOriginRedirects: boolean
   readonly maxRetryAfter: number
   readonly budget: RetryBudget
+  readonly onGap: "fail" | "emit"
   /** The server's latest `retry:` in ms; per spec it outlives the connection that sent it. */
   serverRetry: number | undefined
 }
@@ -127,29 +128,33 @@ type Outcome =
 
 const stopped: Outcome = { _tag: "Stop" }
 
-/** Schedules are immutable: streams with the default delays share one instead of holding ~1.5 KB each. */
-const defaultBackoff = backoff(defaults)
+const isBoolean: Rule<boolean> = (b) => typeof b === "boolean" ? undefined : "must be true or false"
 
-const backoffOf = (settings: SseClient.Settings): Schedule.Schedule<unknown, Reconnect> =>
-  Duration.equals(Duration.decode(settings.initialDelay), Duration.decode(defaults.initialDelay)) &&
-    Duration.equals(Duration.decode(settings.maxDelay), Duration.decode(defaults.maxDelay))
-    ? defaultBackoff
-    : backoff(settings)
-
-/** Caller settings over the defaults; an option given as `undefined` keeps its default. */
-const settingsOf = (options: Partial<SseClient.Settings>): SseClient.Settings => {
-  const settings: Record<string, unknown> = { ...defaults }
-  for (const [key, value] of Object.entries(options)) if (value !== undefined) settings[key] = value
-  return settings as unknown as SseClient.Settings
+/**
+ * The rule of each setting: a zero count or duration would give up at once or
+ * spin; `maxRedirects` may be 0 (follow none).
+ */
+const rules: { readonly [K in keyof SseClient.Settings]?: Rule<SseClient.Settings[K]> } = {
+  idleTimeout: duration,
+  maxAttempts: count,
+  connectAttempts: (n) => n === undefined ? undefined : count(n),
+  maxEventBytes: count,
+  maxTracked: count,
+  initialDelay: duration,
+  maxDelay: duration,
+  maxRetryAfter: duration,
+  maxRedirects: (n) => Number.isSafeInteger(n) && n >= 0 ? undefined : "must be a whole number ≥ 0",
+  crossOriginRedirects: isBoolean,
+  tracePropagation: isBoolean
 }
 
 const makeRun = <E, EH, RH>(
   request: HttpClientRequest.HttpClientRequest,
   options: SseClient.Options<E, EH, RH>,
   trigger: ReconnectTrigger
-): Effect.Effect<Run<E, EH, RH>, EventTracker.TrackerOptionsError, HttpClient.HttpClient> =>
+): Effect.Effect<Run<E, EH, RH>, SettingsError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const settings = settingsOf(options)
+    const settings = yield* resolve("SseClient", defaults, options, rules)
     const base = yield* HttpClient.HttpClient
     const tracker: EventTracker.EventTracker<E> = options.tracker ??
       (yield* EventTracker.make<never>({ maxTracked: settings.maxTracked }))
@@ -175,7 +180,8 @@ const makeRun = <E, EH, RH>(
       maxRedirects: settings.maxRedirects,
       crossOriginRedirects: settings.crossOriginRedirects,
       maxRetryAfter: Duration.toMillis(settings.maxRetryAfter),
-      budget: new RetryBudget(options.schedule ?? backoffOf(settings), settings.maxAttempts, settings.connectAttempts),
+      onGap: options.onGap ?? "fail",
+      budget: new RetryBudget(options.schedule ?? backoff(settings), settings.maxAttempts, settings.connectAttempts),
       serverRetry: undefined
     }
   })
@@ -347,7 +353,7 @@ const connection = <E, EH, RH>(
         run.budget.connect()
         yield* run.onConnection({ state: "connected", attempt, status: response.status })
         return Channel.map(
-          yield* readBody(run, response, requestScope, requested),
+          yield* readBody(run, response, requestScope, requested, resumeFrom !== undefined),
           ({ delivered, ...end }) => ended(end, delivered)
         )
     }
@@ -389,7 +395,8 @@ const readBody = <E, EH, RH>(
   run: Run<E, EH, RH>,
   response: HttpClientResponse.HttpClientResponse,
   requestScope: Scope.CloseableScope,
-  requested: Effect.Effect<void>
+  requested: Effect.Effect<void>,
+  resumed: boolean
 ) =>
   Effect.gen(function*() {
     const abort = Scope.close(requestScope, Exit.void)
@@ -413,10 +420,10 @@ const readBody = <E, EH, RH>(
     const direct = mayBeEncoded(response) ? undefined : yield* directBody(response)
     let events: EventReader<E>
     if (direct !== undefined) {
-      events = readEvents(run, parser, watchdog, direct)
+      events = readEvents(run, parser, watchdog, direct, resumed)
     } else {
       const pulled = yield* pulledBody(decodedBody(response))
-      events = Channel.ensuring(readEvents(run, parser, watchdog, pulled), pulled.release)
+      events = Channel.ensuring(readEvents(run, parser, watchdog, pulled, resumed), pulled.release)
     }
     return events.pipe(
       // An abort surfaces as a transport error (or an end): it was what aborted.
@@ -438,11 +445,33 @@ const countBytes = (chunk: Chunk.Chunk<Uint8Array>) => {
 
 const keepWithoutId = { keepWithoutId: true } as const
 
+/** The first event that is not an id-only block, if any. */
+const firstEvent = (events: ReadonlyArray<SseEvent>): SseEvent | undefined => {
+  for (const event of events) if (!isIdOnly(event)) return event
+  return undefined
+}
+
+/** `event` as `SseServer`'s gap notice, if it is one: type "gap", data a JSON object with both ids as strings. */
+const gapNotice = (event: SseEvent): SseResumeGap | undefined => {
+  if (event.event !== "gap") return undefined
+  let data: unknown
+  try {
+    data = JSON.parse(event.data)
+  } catch {
+    return undefined
+  }
+  if (typeof data !== "object" || data === null) return undefined
+  const { firstAvailable, lastEventId } = data as Record<string, unknown>
+  return typeof lastEventId === "string" && typeof firstAvailable === "string"
+    ? new SseResumeGap({ lastEventId, firstAvailable })
+    : undefined
+}
+
 /** New events out of a decoded body; its result is how the body ended. */
 type EventReader<E> = Channel.Channel<
   Chunk.Chunk<SseEvent>,
   unknown,
-  E | SseEventTooLarge | SseContentEncodingError,
+  E | SseEventTooLarge | SseContentEncodingError | SseResumeGap,
   unknown,
   BodyEnd,
   unknown
@@ -460,10 +489,13 @@ const readEvents = <E, EH, RH>(
   run: Run<E, EH, RH>,
   parser: Parser,
   watchdog: IdleWatchdog,
-  body: BodySource<SseContentEncodingError>
+  body: BodySource<SseContentEncodingError>,
+  resumed: boolean
 ): EventReader<E> => {
   type Reader = EventReader<E>
   let delivered = false
+  /** Until the first event of a resumed response is seen: whether it is a gap notice. */
+  let gapPossible = resumed
   const recorder = recorderOf(run.tracker)
   // Runs when downstream asks for more: only then does the next read start.
   const nextRead = (): Reader => {
@@ -480,6 +512,14 @@ const readEvents = <E, EH, RH>(
   const emit = (events: Array<SseEvent>, next: () => Reader): Reader => {
     if (parser.error !== undefined) next = () => Channel.fail(parser.error!)
     if (events.length === 0) return next()
+    if (gapPossible) {
+      const first = firstEvent(events)
+      if (first !== undefined) {
+        gapPossible = false
+        const gap = gapNotice(first)
+        if (gap !== undefined && run.onGap === "fail") return Channel.fail(gap)
+      }
+    }
     eventsReceived.unsafeUpdate(events.length, noTags)
     if (recorder !== undefined && recorder.recordInPlace(events)) return deliver(events, recorder.withIdOnly, next)
     return Channel.flatMap(Channel.fromEffect(Effect.either(run.tracker.recordAll(events, keepWithoutId))), (result) => {

@@ -15,7 +15,12 @@
  * connection held ~4 KB per open stream (measured, 2,000 streams), a timer per
  * read (`Stream.timeout`) cost a third of the throughput.
  */
-import { type Clock, Duration, Effect, type Fiber, FiberId, type Scope } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import type * as Scope from "effect/Scope"
 import { maxSleepMillis } from "./reconnect.js"
 
 export class IdleWatchdog {

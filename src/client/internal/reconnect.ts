@@ -3,13 +3,17 @@
  * nothing new), the reconnect schedule, and the delay before the next attempt,
  * which the server may lengthen with `retry:` or `Retry-After`, within caps.
  */
-import { Duration, Effect, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+// Each Effect module from its own entry, here as in all of src/client and
+// src/wire: esbuild keeps every member of a namespace the "effect" index
+// re-exports (`export * as Schedule`) once one is used, and Schedule's members
+// bring Cron and DateTime (~8.5 kB gzipped of a browser bundle, issue 18).
+import * as Schedule from "effect/Schedule"
 import { type Reconnect, SseRetriesExhausted } from "../SseClientError.js"
-
-
-
-
-
 
 /**
  * The longest sleep Effect's clock can time: it treats anything longer as
@@ -17,16 +21,28 @@ import { type Reconnect, SseRetriesExhausted } from "../SseClientError.js"
  */
 export const maxSleepMillis = 2 ** 31 - 1
 
-/** The default backoff: exponential with jitter, capped at `maxDelay`. */
+/**
+ * The default backoff: `initialDelay` × 2^n after the n-th attempt since the
+ * last new event (from 0), capped at `maxDelay`. These are the delays the
+ * previous `Schedule.exponential` → `jittered` → `modifyDelay` chain gave: its
+ * cap received the schedule's output (the un-jittered exponential), not the
+ * jittered delay, so no jitter ever reached the wait. Written as one step of
+ * its own because those combinators bring most of Schedule's module, Cron and
+ * DateTime with it, into every browser bundle of the root (issue 18).
+ */
 export const backoff = (options: {
   readonly initialDelay?: Duration.DurationInput | undefined
   readonly maxDelay?: Duration.DurationInput | undefined
 }): Schedule.Schedule<unknown, Reconnect> => {
-  const cap = Duration.decode(options.maxDelay ?? "30 seconds")
-  return Schedule.exponential(options.initialDelay ?? "500 millis", 2).pipe(
-    Schedule.jittered,
-    Schedule.modifyDelay((delay) => Duration.min(delay, cap))
-  )
+  const initial = Duration.toMillis(options.initialDelay ?? "500 millis")
+  const cap = Duration.toMillis(options.maxDelay ?? "30 seconds")
+  return Schedule.makeWithState(0, (now, _: Reconnect, step: number) => {
+    // Past 2^1023 the product is Infinity, which the cap takes care of.
+    const delay = Math.min(initial * 2 ** step, cap)
+    return Effect.succeed(
+      [step + 1, Duration.millis(delay), ScheduleDecision.continueWith(ScheduleInterval.after(now + delay))] as const
+    )
+  })
 }
 
 const clamp = (millis: number): number => millis > 0 ? Math.min(millis, maxSleepMillis) : 0

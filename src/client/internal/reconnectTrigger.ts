@@ -3,7 +3,10 @@
  * came back online): each element of its stream ends the attempt in progress, or
  * cuts short the wait after one, so the next attempt starts at once.
  */
-import { Deferred, Effect, type Scope, Stream } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 export class ReconnectTrigger {
   private constructor(

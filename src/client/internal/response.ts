@@ -3,7 +3,7 @@
  * and headers alone, before any byte of the body is read: read the events, stop
  * for good (204), retry later, or fail with a typed error.
  */
-import { Duration } from "effect"
+import * as Duration from "effect/Duration"
 import { SseContentTypeError, SseHttpError } from "../SseClientError.js"
 
 

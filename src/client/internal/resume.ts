@@ -6,7 +6,7 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Option } from "effect"
+import * as Option from "effect/Option"
 
 /**
  * The methods RFC 9110 calls safe (GET, HEAD, OPTIONS, TRACE): read-only, so a

@@ -3,10 +3,13 @@
  * callbacks, as a class whose synchronous step the client's hot path calls
  * directly (`Recorder`), without an Effect per chunk.
  */
-import { Cause, Context, Effect, Metric, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import type * as EventTracker from "../EventTracker.js"
-import { isIdOnly } from "../../wire/internal/idOnly.js"
-import type { SseEvent } from "../../wire/SseEvent.js"
+import { isIdOnly, type SseEvent } from "../../wire/SseEvent.js"
 import { IdWindow } from "./idWindow.js"
 import { noTags } from "./metricTags.js"
 

@@ -18,7 +18,8 @@
  * lone bad bytes as U+FFFD), its text stands for the bytes: line ends are
  * searched and values sliced there.
  */
-import { Chunk, Data } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
 import { idOnly } from "./idOnly.js"
 import { SseEvent } from "../SseEvent.js"
 
