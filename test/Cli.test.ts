@@ -14,7 +14,7 @@ import * as Tail from "../src/cli/commands/Tail.js"
 import * as TailCommand from "../src/cli/commands/tail/command.js"
 import { SessionStreamMismatch } from "../src/session/SessionManager.js"
 import * as CursorStore from "../src/store/CursorStore.js"
-import { TrackerOptionsError } from "../src/client/EventTracker.js"
+import { SettingsError } from "../src/Settings.js"
 import { SseEventTooLarge } from "../src/wire/Sse.js"
 import * as SessionManager from "../src/session/SessionManager.js"
 import * as SqliteCursorStore from "../src/engines/SqliteCursorStore.js"
@@ -109,7 +109,8 @@ describe("Cli.outcome", () => {
     StoreUnavailable: [new Tail.StoreUnavailable({ store: "c.db", cause: new Error("SQLITE_CORRUPT") }), 6],
     SseEventTooLarge: [new SseEventTooLarge({ maxEventBytes: 1024, afterEventId: "7" }), 7],
     SseResumeIdError: [new SseClient.SseResumeIdError({ lastEventId: "a\u0001", url }), 7],
-    TrackerOptionsError: [new TrackerOptionsError({ option: "maxTracked", value: 0, reason: "must be ≥ 1" }), 1]
+    SseResumeGap: [new SseClient.SseResumeGap({ lastEventId: "1-5", firstAvailable: "1-9" }), 7],
+    SettingsError: [new SettingsError({ module: "EventTracker", setting: "maxTracked", value: 0, reason: "must be a whole number ≥ 1" }), 2]
   }
 
   for (const [tag, [error, code]] of Object.entries(samples)) {

@@ -82,8 +82,10 @@ export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   // The server broke the protocol: an event past maxEventBytes, an id no header can resume from.
   SseEventTooLarge: ExitCode.protocol,
   SseResumeIdError: ExitCode.protocol,
-  // Tail validates every setting a tracker takes, so this one is a bug of ours.
-  TrackerOptionsError: ExitCode.failure
+  // The server's retention dropped events after the stored cursor: resuming would skip them silently.
+  SseResumeGap: ExitCode.protocol,
+  // A setting the library refuses: from SSE_* (already checked by config) or a flag, so a usage error.
+  SettingsError: ExitCode.usage
 }
 
 /**
