@@ -310,7 +310,7 @@ describe("PersistenceWorker", () => {
       yield* settle
       expect(yield* seqOf("q")).toEqual(Option.some(1))
       // The producer goes on: it parks its cursor, which the drain still writes.
-      while (held.pending() > 0 || producer.unsafePoll() === null) {
+      for (let i = 0; i < 50 && (held.pending() > 0 || producer.unsafePoll() === null); i++) {
         held.releaseAll()
         yield* settle
       }
