@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Scope, TestClock, TestServices } from "effect"
+import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Scheduler, Scope, TestClock, TestServices } from "effect"
 import * as Backpressure from "../src/client/Backpressure.js"
 import { CursorStore } from "../src/store/CursorStore.js"
 import * as Cursors from "../src/store/CursorStore.js"
@@ -47,6 +47,27 @@ const stuckAndFull = (offerTimeout: Duration.Duration, queued: string) =>
     yield* worker.worker.persist(request(queued, 1))
     return { ...worker, stall }
   })
+
+/**
+ * A scheduler that holds the tasks of the fibers running on it until the test hands
+ * them, one or all, to the default scheduler: a way to stop a fiber between two of
+ * its asynchronous steps without stepping every other fiber.
+ */
+const holdingScheduler = () => {
+  const tasks: Array<readonly [Scheduler.Task, number]> = []
+  const pass = (entry: readonly [Scheduler.Task, number] | undefined) => {
+    if (entry !== undefined) Scheduler.defaultScheduler.scheduleTask(entry[0], entry[1])
+  }
+  const scheduler: Scheduler.Scheduler = {
+    shouldYield: (fiber) => Scheduler.defaultScheduler.shouldYield(fiber),
+    scheduleTask: (task, priority) => void tasks.push([task, priority])
+  }
+  return Object.assign(scheduler, {
+    pending: () => tasks.length,
+    releaseOne: () => pass(tasks.shift()),
+    releaseAll: () => tasks.splice(0).forEach(pass)
+  })
+}
 
 describe("PersistenceWorker", () => {
   it.scoped("a cursor refused for a stale epoch is final: its owner is told once, it is never retried, others are written", () =>
@@ -255,6 +276,48 @@ describe("PersistenceWorker", () => {
       expect(yield* seqOf("b")).toEqual(Option.some(1))
       expect(yield* seqOf("q")).toEqual(Option.some(1))
       expect(yield* seqOf("late")).toEqual(Option.none())
+    }))
+
+  // The drain's in-flight window: a producer whose offer timed out (withdrawn from the
+  // queue) but who has not parked its cursor yet is in neither the queue nor the slot;
+  // only `inFlight` tells the drain to wait for it. The producer runs on a scheduler that
+  // holds its steps, so the test can stop it inside that window while the drain runs.
+  it.scoped("closing waits for a producer between its offer timing out and parking its cursor", () =>
+    Effect.gen(function*() {
+      const { f, scope, seqOf, stall, worker } = yield* stuckAndFull(flush, "q")
+      const held = holdingScheduler()
+      const producer = yield* Effect.fork(Effect.withScheduler(worker.persist(request("p", 2)), held))
+      // Let it reach its blocked offer: the queue then counts it beside "q".
+      for (let i = 0; i < 20 && (yield* worker.stats).queued < 2; i++) {
+        held.releaseAll()
+        yield* settle
+      }
+      expect((yield* worker.stats).queued).toBe(2)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* settle
+      // The offer's timeout fires; step the producer until its offer is withdrawn (the
+      // queue holds only "q" again), not further: it has not parked.
+      yield* TestClock.adjust(flush)
+      yield* settle
+      for (let i = 0; i < 50 && (yield* worker.stats).queued > 1; i++) {
+        held.releaseOne()
+        yield* settle
+      }
+      expect(yield* worker.stats).toMatchObject({ queued: 1, parked: 0, timedOut: 0 })
+      // The worker writes, drains "q" and must now wait for the producer, not end.
+      yield* Deferred.succeed(stall, void 0)
+      f.stall = undefined
+      yield* settle
+      expect(yield* seqOf("q")).toEqual(Option.some(1))
+      // The producer goes on: it parks its cursor, which the drain still writes.
+      for (let i = 0; i < 50 && (held.pending() > 0 || producer.unsafePoll() === null); i++) {
+        held.releaseAll()
+        yield* settle
+      }
+      yield* Fiber.join(producer)
+      yield* Fiber.join(closing)
+      expect(yield* seqOf("p")).toEqual(Option.some(2))
+      expect((yield* worker.stats).timedOut).toBe(1)
     }))
 
   it.scoped("closing the scope drains every cursor and then refuses new ones", () =>

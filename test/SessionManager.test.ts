@@ -230,7 +230,11 @@ describe("SessionManager", () => {
 
   it.scoped("idle sessions are flushed, then evicted after evictAfter; active ones stay", () =>
     Effect.gen(function*() {
-      const { f, sessions, stored } = yield* setup({ evictAfter: Duration.seconds(60) })
+      // The worker's timers at a second, not 50 ms: every timer the TestClock fires costs a
+      // real event-loop turn, and a few thousand of them took 26 s on a loaded machine.
+      // Seconds are still far below evictAfter, so the eviction bounds are the same.
+      const worker = { flushInterval: Duration.seconds(1), retryBase: Duration.seconds(1) }
+      const { f, sessions, stored } = yield* setup({ evictAfter: Duration.seconds(60) }, sqliteStore, worker)
       const idle = yield* sessions.open("idle")
       const busy = yield* sessions.open("busy")
       yield* idle.tracker.recordAll(events(1, 3))

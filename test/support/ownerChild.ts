@@ -46,6 +46,8 @@ const tail = (session: SessionManager.Session, max: number) =>
       const batch = parsed
       parsed = []
       for (const message of batch) {
+        // One read can bring several events: stop at `max` exactly, not at the read's end.
+        if (handled >= max) break
         const result = yield* session.tracker.recordEvent(new SseEvent({ id: message.id, data: message.data }))
         if (result === "new") {
           say(`event ${session.sessionId} ${message.id}`)
