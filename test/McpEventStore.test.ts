@@ -210,6 +210,13 @@ describe("McpEventStore on its own", () => {
       yield* Effect.promise(() => store.replayEventsAfter(ids[499]!, { send: async (id, m) => void sent.push({ id, n: (m as { params: { data: number } }).params.data }) }))
       expect(sent.map((e) => e.n)).toEqual(oneTo(1_000).slice(500))
       expect(yield* Effect.promise(() => store.getStreamIdForEventId(priming))).toBe("s")
+      // A priming event stored later in the stream is a resume point, never a message.
+      const primingLater = yield* Effect.promise(() => store.storeEvent("s", {}))
+      const last = yield* Effect.promise(() => store.storeEvent("s", { jsonrpc: "2.0", method: "notifications/message", params: { data: 1_001 } }))
+      sent.length = 0
+      yield* Effect.promise(() => store.replayEventsAfter(ids[998]!, { send: async (id, m) => void sent.push({ id, n: (m as { params: { data: number } }).params.data }) }))
+      expect(sent).toEqual([{ id: ids[999], n: 1_000 }, { id: last, n: 1_001 }])
+      expect(yield* Effect.promise(() => store.getStreamIdForEventId(primingLater))).toBe("s")
     }).pipe(Effect.provide(sqliteLog)), 30_000)
 })
 
