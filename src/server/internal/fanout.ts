@@ -12,9 +12,9 @@
  */
 import { Deferred, Effect, Fiber, Metric, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { readerFallbacks, readers, subscriptions } from "../EventLog.js"
-import type { Storage } from "./eventLog.js"
-import { seqOf } from "./eventLog.js"
+import type { Storage } from "../EventLog.js"
+import { seqOf } from "./eventId.js"
+import { readerFallbacks, readers, subscriptions } from "./logMetrics.js"
 
 /** How a stream ended and the seq of its last event. */
 export interface KnownEnd {

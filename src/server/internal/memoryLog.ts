@@ -4,9 +4,9 @@
  */
 import { Clock, Effect, Option } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
-import type { Head, Storage } from "./eventLog.js"
-import { formatId } from "./eventLog.js"
+import type { Head, Storage } from "../EventLog.js"
+import { ProducerFenced, StreamEnded, StreamNotFound } from "../EventLogError.js"
+import { formatId } from "./eventId.js"
 
 interface MemoryStream {
   readonly generation: number

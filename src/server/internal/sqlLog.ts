@@ -13,9 +13,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, type Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
-import type { Head, Storage } from "./eventLog.js"
-import { formatId } from "./eventLog.js"
+import type { Head, Storage } from "../EventLog.js"
+import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLogError.js"
+import { formatId } from "./eventId.js"
 
 /** The PostgreSQL channel an append, end or delete notifies, with the stream name as payload. */
 export const channel = "sse_resume_event_log"
