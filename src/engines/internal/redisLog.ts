@@ -38,6 +38,7 @@ const escapeName = (name: string): string => {
 const unescapeName = (escaped: string): string =>
   escaped.replace(/%([0-9a-f]{4})/g, (_, unit: string) => String.fromCharCode(parseInt(unit, 16)))
 
+/** @internal The keys of the log under `prefix`: exported for the tests, which inspect them. */
 export const keysOf = (prefix: string) => ({
   meta: (stream: string) => `${prefix}:meta:${escapeName(stream)}`,
   events: (stream: string) => `${prefix}:events:${escapeName(stream)}`,

@@ -54,7 +54,7 @@ const checkStream = (sessionId: string, current: string | undefined, requested: 
     ? undefined
     : new SessionStreamMismatch({ sessionId, stored: current, requested })
 
-export class Manager {
+class Manager {
   readonly sessions = new Map<string, OpenSession>()
   /** Loads in progress, so two opens of one id share one load and one tracker. */
   readonly opening = new Map<string, Effect.Effect<SessionManager.Session, OpenError>>()
