@@ -18,6 +18,7 @@ import * as EventTracker from "../../client/EventTracker.js"
 import type { PersistenceClosedError, PersistenceWorker } from "../PersistenceWorker.js"
 import type * as SessionManager from "../SessionManager.js"
 import type { Keeper } from "./leaseKeeper.js"
+import { maxSleepMillis } from "../../internal/timers.js"
 import type { SseEvent } from "../../wire/SseEvent.js"
 import { SessionState, SessionView, windowUpTo } from "./sessionState.js"
 
@@ -44,9 +45,6 @@ interface OpenSession {
   readonly session: SessionManager.Session
   readonly state: SessionState
 }
-
-/** setTimeout's limit: Effect never fires a sleep longer than this. */
-const longestTimerMillis = 2 ** 31 - 1
 
 /** The stream the session resumes, or a mismatch if `requested` is another one. */
 const checkStream = (sessionId: string, current: string | undefined, requested: string | undefined) =>
@@ -494,7 +492,7 @@ class Manager {
    * after its last event. Capped at the longest timer, since a longer sleep never fires.
    */
   sweepForever(): Effect.Effect<never> {
-    const period = Math.min(Duration.toMillis(this.settings.evictAfter) / 4, longestTimerMillis)
+    const period = Math.min(Duration.toMillis(this.settings.evictAfter) / 4, maxSleepMillis)
     return Effect.forever(Effect.zipRight(Effect.sleep(period), this.evictIdle()))
   }
 }
