@@ -99,7 +99,7 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
       }))`
     ], consumer)
     expect(JSON.parse(output)).toEqual({
-      root: ["Backpressure", "CursorStore", "EventTracker", "ExactlyOnce", "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Sse", "SseClient", "SseEvent"],
+      root: ["Backpressure", "CursorStore", "EventLog", "EventTable", "EventTracker", "ExactlyOnce", "LeaseStore", "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Settings", "Sse", "SseClient", "SseEvent"],
       cjs: 0,
       sqlite: ["defaultFilename", "layer"],
       pg: ["layer"],

@@ -3,7 +3,7 @@ import { Cause, Chunk, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Opt
 import { Redis } from "ioredis"
 import * as RedisEventLog from "../src/engines/RedisEventLog.js"
 import { EventLog } from "../src/server/EventLog.js"
-import { keysOf } from "../src/server/internal/redisLog.js"
+import { keysOf } from "../src/engines/internal/redisLog.js"
 import { eventLogContract } from "./support/eventLogContract.js"
 import { runId } from "./support/stores.js"
 

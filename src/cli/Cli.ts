@@ -18,7 +18,7 @@ import * as Arguments from "./internal/arguments.js"
 import * as Help from "./internal/help.js"
 
 export const name = "sse-resume"
-export const version = "0.1.0"
+const version = "0.1.0"
 
 /** The optional peers the commands load, with package.json's ranges (a test keeps them equal). */
 export const peerRanges = {
@@ -58,7 +58,7 @@ export type CliError =
   | DemoPage.DemoPageMissing
 
 /** Exhaustive, so an error the CLI can newly end with does not compile until it has a code. */
-export const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
+const exitCodes: { readonly [K in CliError["_tag"]]: ExitCode } = {
   UsageError: ExitCode.usage,
   InvalidConfig: ExitCode.usage,
   DemoServerError: ExitCode.usage,
@@ -129,7 +129,7 @@ export const outcome = (exit: Exit.Exit<unknown, CliError>): { readonly code: Ex
 const resumeWithout = "A stream of a method other than GET, HEAD, OPTIONS or TRACE is never sent twice: " +
   "it ends when the server closes it, and a cut fails with its resume point unless --resume-with says how to resume it."
 
-export const tail = {
+const tail = {
   name: "tail",
   summary: "print each new event of an SSE endpoint once, resuming after the stored cursor",
   description: [
@@ -170,7 +170,7 @@ export const tail = {
   }
 } as const satisfies Arguments.CommandSpec
 
-export const serveDemo = {
+const serveDemo = {
   name: "serve-demo",
   summary: "serve numbered events on 127.0.0.1, cut now and then, to try tail against",
   description: ["Serves numbered events at http://127.0.0.1:PORT/events, resuming after Last-Event-ID. Ctrl-C stops it."],

@@ -10,9 +10,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
-import { defaults, EventLog, EventLogError, type Settings } from "../server/EventLog.js"
-import * as core from "../server/internal/eventLog.js"
-import * as sqlLog from "../server/internal/sqlLog.js"
+import { defaults, EventLog, EventLogError, make, makeSqlStorage, type Settings, sqlChannel } from "../server/EventLog.js"
 
 /** The poll behind the notifications: only a safety net. */
 export const defaultPollInterval = Duration.seconds(10)
@@ -25,15 +23,15 @@ export const layerClient = (options: Partial<Settings> = {}): Layer.Layer<EventL
       const pg = yield* PgClient.PgClient
       const listening = yield* Deferred.make<void>()
       const probe = `effect-sse-resume/listening/${crypto.randomUUID()}`
-      const changes = pg.listen(sqlLog.channel).pipe(
+      const changes = pg.listen(sqlChannel).pipe(
         Stream.tap((payload) => payload === probe ? Deferred.succeed(listening, undefined) : Effect.void)
       )
-      const storage = yield* sqlLog.make({ changes }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
-      const log = yield* core.make(storage, { ...defaults, pollInterval: defaultPollInterval, ...options })
+      const storage = yield* makeSqlStorage({ changes }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+      const log = yield* make(storage, { ...defaults, pollInterval: defaultPollInterval, ...options })
       // Built means listening: an append made right after, by any instance, reaches this
       // one's followers by notification rather than after a poll. A server that never
       // answers the probe leaves the poll to do it.
-      yield* pg.notify(sqlLog.channel, probe).pipe(
+      yield* pg.notify(sqlChannel, probe).pipe(
         Effect.zipRight(Effect.timeoutOption(Deferred.await(listening), Duration.millis(200))),
         Effect.repeat({ until: Option.isSome }),
         Effect.timeoutOption(Duration.seconds(10)),

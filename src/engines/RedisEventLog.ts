@@ -14,7 +14,7 @@ import type { Redis } from "ioredis"
 import { Config, Duration, Effect, Layer, Redacted } from "effect"
 import { EventLog, type EventLogError } from "../server/EventLog.js"
 import * as EventLogModule from "../server/EventLog.js"
-import * as internal from "../server/internal/redisLog.js"
+import * as internal from "./internal/redisLog.js"
 import { positiveDuration } from "../internal/settings.js"
 import type { ConfigError } from "effect/ConfigError"
 

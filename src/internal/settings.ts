@@ -32,8 +32,6 @@ export const count: Rule<number> = (n) => isCount(n) ? undefined : countRule
 export const duration: Rule<Duration.DurationInput> = (d) =>
   Duration.decodeUnknown(d)._tag === "Some" && isPositiveDuration(d) ? undefined : durationRule
 
-export const nonEmpty: Rule<string> = (s) => typeof s === "string" && s !== "" ? undefined : "must not be empty"
-
 /** One of `values`. */
 export const oneOf = <A extends string>(...values: ReadonlyArray<A>): Rule<A> => (value) =>
   values.includes(value) ? undefined : `must be one of ${values.join(", ")}`

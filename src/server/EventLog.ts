@@ -19,11 +19,20 @@
  * goes on by reading storage, so a slow reader costs no memory and holds up no one.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Config, Context, Data, Duration, Effect, Layer, Metric, type Option, type Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, type Option, type Scope, type Stream } from "effect"
 import { positiveDuration, positiveInt } from "../internal/settings.js"
+import * as eventId from "./internal/eventId.js"
 import * as core from "./internal/eventLog.js"
 import * as memory from "./internal/memoryLog.js"
 import * as sqlLog from "./internal/sqlLog.js"
+import type {
+  EventLogError,
+  InvalidRequest,
+  PositionError,
+  ProducerFenced,
+  StreamEnded,
+  StreamNotFound
+} from "./EventLogError.js"
 
 /** An event as a producer gives it: the SSE `event` type (default "message") and `data`. */
 export interface EventInput {
@@ -82,66 +91,17 @@ export interface ReadResult {
   readonly end: Option.Option<StreamEnd>
 }
 
-/** The backend failed (I/O, driver, a damaged row); `message` is one line. */
-export class EventLogError extends Data.TaggedError("EventLogError")<{
-  readonly operation: "open" | "create" | "append" | "read" | "follow" | "end" | "delete" | "info" | "trim"
-  readonly stream: string
-  readonly cause: unknown
-}> {
-  override get message() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `${this.operation} "${this.stream}" failed: ${reason}`.replace(/\s+/g, " ")
-  }
-}
+export {
+  EventLogError,
+  EventLogGap,
+  InvalidRequest,
+  type PositionError,
+  ProducerFenced,
+  StreamEnded,
+  StreamNotFound,
+  UnknownEventId
+} from "./EventLogError.js"
 
-/** No stream by that name (never created, or deleted). */
-export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
-  readonly stream: string
-}> {}
-
-/** The stream completed or failed: nothing more can be appended. */
-export class StreamEnded extends Data.TaggedError("StreamEnded")<{
-  readonly stream: string
-  readonly end: StreamEnd
-}> {}
-
-/** Retention trimmed events after `requested`: the reader missed some; `firstAvailable` goes on. */
-export class EventLogGap extends Data.TaggedError("EventLogGap")<{
-  readonly stream: string
-  readonly requested: string
-  readonly firstAvailable: string
-}> {}
-
-/**
- * `id` was never issued by this stream: not of the log's form, of another stream or
- * of an earlier generation of this name, or ahead of its last id.
- */
-export class UnknownEventId extends Data.TaggedError("UnknownEventId")<{
-  readonly stream: string
-  readonly id: string
-  readonly reason: "malformed" | "other-stream" | "ahead"
-}> {}
-
-/** A producer whose epoch is older than the stream's newest producer's: its append wrote nothing. */
-export class ProducerFenced extends Data.TaggedError("ProducerFenced")<{
-  readonly stream: string
-  readonly epoch: number
-  readonly current: number
-}> {}
-
-/**
- * A request the log refuses before touching storage: a stream name empty or longer
- * than `maxStreamNameLength`, an empty event list, an event type with a line break
- * (SSE could not carry it), a `limit` below 1, a retention bound below 1.
- */
-export class InvalidRequest extends Data.TaggedError("InvalidRequest")<{
-  readonly operation: "create" | "append" | "read" | "follow" | "end" | "delete" | "info" | "trim"
-  readonly stream: string
-  readonly reason: string
-}> {}
-
-/** The errors of positioning a read at `after`. */
-export type PositionError = UnknownEventId | EventLogGap
 
 export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog, {
   /** Creates the stream if it does not exist (idempotent; `retention` applies when it creates). */
@@ -189,6 +149,64 @@ export class EventLog extends Context.Tag("effect-sse-resume/EventLog")<EventLog
 
 /** The errors of `complete` and `fail`. */
 export type EndError = EventLogError | InvalidRequest | StreamNotFound | StreamEnded | ProducerFenced
+
+// --- Storage ---
+
+/** What a backend knows of a stream besides its events. */
+export interface Head {
+  readonly generation: number
+  /** The last seq issued in this generation (0 before the first append). */
+  readonly lastSeq: number
+  /** Every seq up to this one was removed by retention; the first kept is the next. */
+  readonly trimmedThrough: number
+  readonly end: Option.Option<StreamEnd>
+  readonly retention: Retention
+}
+
+/**
+ * A backend: storage only; requests reach it checked. `make` adds the rest (checks,
+ * positioning, the shared subscription, the trimmer, spans, metrics), so an engine
+ * of its own (`RedisEventLog`) implements this and nothing more.
+ */
+export interface Storage {
+  readonly head: (stream: string) => Effect.Effect<Option.Option<Head>, EventLogError>
+  /** Creates the stream with a fresh generation unless it exists; its head either way. */
+  readonly create: (stream: string, retention: Retention) => Effect.Effect<Head, EventLogError>
+  /** Appends all or none, creating the stream if needed; fenced when `epoch` is below the stream's newest. */
+  readonly append: (
+    stream: string,
+    events: ReadonlyArray<EventInput>,
+    epoch: number | undefined
+  ) => Effect.Effect<ReadonlyArray<LoggedEvent>, EventLogError | StreamEnded | ProducerFenced>
+  /** Up to `limit` kept events of `generation` with a seq above `afterSeq`, in order. */
+  readonly readAfter: (
+    stream: string,
+    generation: number,
+    afterSeq: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<LoggedEvent>, EventLogError>
+  /** Records the end; the same end again is accepted, another one is `StreamEnded`. */
+  readonly end: (
+    stream: string,
+    end: StreamEnd,
+    epoch: number | undefined
+  ) => Effect.Effect<void, EventLogError | StreamNotFound | StreamEnded | ProducerFenced>
+  readonly delete: (stream: string) => Effect.Effect<void, EventLogError>
+  /** Applies the stream's retention; the number of events removed. */
+  readonly trim: (stream: string) => Effect.Effect<number, EventLogError>
+  /** The streams that have a retention, for the background trimmer. */
+  readonly retained: Effect.Effect<ReadonlyArray<string>, EventLogError>
+  /**
+   * Names of streams changed by other instances (PostgreSQL notifications); absent
+   * when the backend has none, and then followed streams are polled.
+   */
+  readonly changes?: Stream.Stream<string, unknown> | undefined
+  /** Whether others (processes, transactions committing later) append unseen: followed streams are then polled. */
+  readonly pollsOthers: boolean
+}
+
+/** The id of `seq` in `generation`: the form every `Storage` issues (`<generation>-<seq>`). */
+export const formatId: (generation: number, seq: number) => string = eventId.formatId
 
 // --- Settings ---
 
@@ -240,24 +258,29 @@ export const config: Config.Config<Settings> = Config.all({
 
 // --- Metrics ---
 
-export const appended = Metric.counter("event_log_appended", {
-  description: "Events appended to the event log",
-  incremental: true
-})
-export const readers = Metric.gauge("event_log_readers", {
-  description: "Followers of the event log's streams now"
-})
-export const subscriptions = Metric.gauge("event_log_subscriptions", {
-  description: "Streams followed in this process, each through one shared subscription however many followers it has"
-})
-export const readerFallbacks = Metric.counter("event_log_reader_fallbacks", {
-  description: "Times a follower fell behind its buffer and went on from storage",
-  incremental: true
-})
-export const trimmed = Metric.counter("event_log_trimmed", {
-  description: "Events removed by retention",
-  incremental: true
-})
+export { appended, readerFallbacks, readers, subscriptions, trimmed } from "./internal/logMetrics.js"
+
+// --- Constructors ---
+
+/**
+ * The log over `storage`, with `settings` checked (a setting out of its rule fails
+ * with `EventLogError`, operation "open"); its trimmer and shared subscriptions live
+ * in the scope. For engines with storage of their own.
+ */
+export const make = (storage: Storage, settings: Settings): Effect.Effect<EventLog["Type"], EventLogError, Scope.Scope> =>
+  core.make(storage, settings)
+
+/**
+ * The SQL storage of `layerSql` on the client in context, creating its tables; with
+ * `changes`, the names of streams other instances changed (the PostgreSQL engine's
+ * notifications on `sqlChannel`), which wake their followers.
+ */
+export const makeSqlStorage: (
+  options?: { readonly changes?: Stream.Stream<string, unknown> | undefined }
+) => Effect.Effect<Storage, EventLogError, SqlClient.SqlClient> = sqlLog.make
+
+/** The notification channel the SQL storage names changed streams on (PostgreSQL `NOTIFY`). */
+export const sqlChannel: string = sqlLog.channel
 
 // --- Layers ---
 

@@ -17,8 +17,8 @@ import * as keyValueCursors from "./internal/keyValueCursors.js"
 import * as memoryStore from "./internal/memoryStore.js"
 import { makeCommit } from "./internal/sqlCommit.js"
 import * as sqlCursors from "./internal/sqlCursors.js"
-import { type Lease, LeaseStore } from "./LeaseStore.js"
-import type { CursorConflict, CursorStoreError, SessionBusy, SessionLost } from "./StoreError.js"
+import { LeaseStore } from "./LeaseStore.js"
+import type { CursorConflict, CursorStoreError, SessionLost } from "./StoreError.js"
 
 export { CursorConflict, CursorStoreError, mapStoreFailure, SessionBusy, SessionLost } from "./StoreError.js"
 export type { Lease } from "./LeaseStore.js"
@@ -90,15 +90,11 @@ export class CursorStore extends Context.Tag("effect-sse-resume/CursorStore")<Cu
   /** Forgets a session's cursor. */
   readonly remove: (sessionId: string) => Effect.Effect<void, CursorStoreError>
   /** @deprecated Use `LeaseStore.acquire` (every layer here provides `LeaseStore` too); the same lease. */
-  readonly acquire: (
-    sessionId: string,
-    owner: string,
-    ttlMillis: number
-  ) => Effect.Effect<Lease, SessionBusy | CursorStoreError>
+  readonly acquire: LeaseStore["Type"]["acquire"]
   /** @deprecated Use `LeaseStore.renew`; the same lease. */
-  readonly renew: (leases: ReadonlyArray<Lease>, ttlMillis: number) => Effect.Effect<ReadonlyArray<Lease>, CursorStoreError>
+  readonly renew: LeaseStore["Type"]["renew"]
   /** @deprecated Use `LeaseStore.release`; the same lease. */
-  readonly release: (lease: Lease) => Effect.Effect<void, CursorStoreError>
+  readonly release: LeaseStore["Type"]["release"]
 }>() {}
 
 /** Cursors and leases in this process only: ownership here excludes other managers of the same process. */

@@ -12,7 +12,7 @@
  * `cursor_staleness` histogram of this run (per written cursor, from its oldest
  * covered event to the commit), so p50/p99 are bucket upper bounds.
  *
- * Beside it: a naive worker that writes one cursor per event (the seed card's shape,
+ * Beside it: a naive worker that writes one cursor per event (the naive shape,
  * without the drop), on the same tracker and store, 1,000 sessions.
  *
  * Heap per idle session is measured on the compiled build by idle-heap.mjs: under

@@ -1,6 +1,6 @@
 /**
  * EventTracker throughput, side by side with a plain-JS window (our practical limit)
- * and a port of the seed card's design (deque + linear scan), in one run.
+ * and a port of the naive design (a deque scanned linearly), in one run.
  *
  *   npx tsx test/bench/tracker.ts            (part of `npm run bench`)
  *
@@ -73,10 +73,10 @@ const plainBaseline = (capacity: number): Recorder => {
 }
 
 /**
- * The seed card's `record_event`: a deque scanned linearly, then push_back and
- * pop_front. Plain synchronous JS, which flatters it (the card also takes two locks).
+ * The naive `record_event`: a deque scanned linearly, then push_back and pop_front.
+ * Plain synchronous JS, which flatters it (the design it ports also takes two locks).
  */
-const cardPort = (capacity: number): Recorder => {
+const naivePort = (capacity: number): Recorder => {
   const seen: Array<string> = []
   let last: string | undefined
   const record = (e: SseEvent) => {
@@ -133,7 +133,7 @@ const variants: ReadonlyArray<readonly [string, (capacity: number) => Recorder]>
   ["EventTracker, no callback", (maxTracked) => effectTracker({ maxTracked })],
   ["EventTracker, sync callback", (maxTracked) => effectTracker({ maxTracked, onNewEvent: (id) => void (sink += id.length) })],
   ["EventTracker, async callback", (maxTracked) => effectTracker({ maxTracked, onNewEventAsync: () => Effect.void })],
-  ["card port (deque, linear scan)", cardPort]
+  ["card port (deque, linear scan)", naivePort]
 ]
 
 

@@ -271,5 +271,3 @@ export const run = (options: Options): Effect.Effect<Summary, TailError, HttpCli
     return yield* done
   }))
 
-/** @deprecated Use `EventTable.isTableName`. */
-export const isTableName = EventTable.isTableName

@@ -39,7 +39,7 @@ export interface Options {
 }
 
 /** One request as the server saw it. */
-export interface Seen {
+interface Seen {
   readonly method: string
   readonly path: string
   readonly lastEventId: string | undefined

@@ -22,7 +22,7 @@ export type OptionSpec =
   | Described & { readonly kind: "flag" }
 
 /** The value an option parses to: its default, or undefined when it has none and was not given. */
-export type ValueOf<O extends OptionSpec> = O extends { readonly kind: "flag" } ? boolean
+type ValueOf<O extends OptionSpec> = O extends { readonly kind: "flag" } ? boolean
   : O extends { readonly kind: "list" } ? ReadonlyArray<string>
   : O extends { readonly kind: "integer"; readonly default: number } ? number
   : O extends { readonly kind: "integer" } ? number | undefined
@@ -40,7 +40,7 @@ export interface CommandSpec<Options extends Record<string, OptionSpec> = Record
   readonly options: Options
 }
 
-export type Values<Options extends Record<string, OptionSpec>> = { readonly [K in keyof Options]: ValueOf<Options[K]> }
+type Values<Options extends Record<string, OptionSpec>> = { readonly [K in keyof Options]: ValueOf<Options[K]> }
 
 export interface Parsed<Options extends Record<string, OptionSpec>> {
   readonly argument: string | undefined

@@ -7,74 +7,13 @@
 import { Chunk, Effect, Metric, Option, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
 import { countRule, durationRule, isCount, isPositiveDuration } from "../../internal/settings.js"
-import {
-  appended,
-  EventLogError,
-  EventLogGap,
-  InvalidRequest,
-  StreamEnded,
-  StreamNotFound,
-  trimmed,
-  UnknownEventId
-} from "../EventLog.js"
+import type { Head, Storage } from "../EventLog.js"
+import { EventLogError, EventLogGap, InvalidRequest, StreamEnded, StreamNotFound, UnknownEventId } from "../EventLogError.js"
+import { formatId, seqOf } from "./eventId.js"
 import { makeHubs } from "./fanout.js"
-
-/** What a backend knows of a stream besides its events. */
-export interface Head {
-  readonly generation: number
-  /** The last seq issued in this generation (0 before the first append). */
-  readonly lastSeq: number
-  /** Every seq up to this one was removed by retention; the first kept is the next. */
-  readonly trimmedThrough: number
-  readonly end: Option.Option<EventLog.StreamEnd>
-  readonly retention: EventLog.Retention
-}
-
-/** A backend: storage only; requests reach it checked. */
-export interface Storage {
-  readonly head: (stream: string) => Effect.Effect<Option.Option<Head>, EventLog.EventLogError>
-  /** Creates the stream with a fresh generation unless it exists; its head either way. */
-  readonly create: (stream: string, retention: EventLog.Retention) => Effect.Effect<Head, EventLog.EventLogError>
-  /** Appends all or none, creating the stream if needed; fenced when `epoch` is below the stream's newest. */
-  readonly append: (
-    stream: string,
-    events: ReadonlyArray<EventLog.EventInput>,
-    epoch: number | undefined
-  ) => Effect.Effect<ReadonlyArray<EventLog.LoggedEvent>, EventLog.EventLogError | StreamEnded | EventLog.ProducerFenced>
-  /** Up to `limit` kept events of `generation` with a seq above `afterSeq`, in order. */
-  readonly readAfter: (
-    stream: string,
-    generation: number,
-    afterSeq: number,
-    limit: number
-  ) => Effect.Effect<ReadonlyArray<EventLog.LoggedEvent>, EventLog.EventLogError>
-  /** Records the end; the same end again is accepted, another one is `StreamEnded`. */
-  readonly end: (
-    stream: string,
-    end: EventLog.StreamEnd,
-    epoch: number | undefined
-  ) => Effect.Effect<void, EventLog.EventLogError | StreamNotFound | StreamEnded | EventLog.ProducerFenced>
-  readonly delete: (stream: string) => Effect.Effect<void, EventLog.EventLogError>
-  /** Applies the stream's retention; the number of events removed. */
-  readonly trim: (stream: string) => Effect.Effect<number, EventLog.EventLogError>
-  /** The streams that have a retention, for the background trimmer. */
-  readonly retained: Effect.Effect<ReadonlyArray<string>, EventLog.EventLogError>
-  /**
-   * Names of streams changed by other instances (PostgreSQL notifications); absent
-   * when the backend has none, and then followed streams are polled.
-   */
-  readonly changes?: Stream.Stream<string, unknown> | undefined
-  /** Whether others (processes, transactions committing later) append unseen: followed streams are then polled. */
-  readonly pollsOthers: boolean
-}
+import { appended, trimmed } from "./logMetrics.js"
 
 // --- Ids ---
-
-/** The id of `seq` in `generation`: the form every backend issues. */
-export const formatId = (generation: number, seq: number): string => `${generation}-${seq}`
-
-/** The seq of an id this log issued (the caller knows it is one). */
-export const seqOf = (event: EventLog.LoggedEvent): number => Number(event.id.slice(event.id.indexOf("-") + 1))
 
 // Both parts below 10^15, so they are safe integers; anything longer is not an id of ours.
 const idPattern = /^([1-9][0-9]{0,14})-([1-9][0-9]{0,14})$/

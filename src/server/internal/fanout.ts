@@ -12,12 +12,12 @@
  */
 import { Deferred, Effect, Fiber, Metric, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { readerFallbacks, readers, subscriptions } from "../EventLog.js"
-import type { Storage } from "./eventLog.js"
-import { seqOf } from "./eventLog.js"
+import type { Storage } from "../EventLog.js"
+import { seqOf } from "./eventId.js"
+import { readerFallbacks, readers, subscriptions } from "./logMetrics.js"
 
 /** How a stream ended and the seq of its last event. */
-export interface KnownEnd {
+interface KnownEnd {
   readonly end: EventLog.StreamEnd
   readonly lastSeq: number
 }
@@ -25,7 +25,7 @@ export interface KnownEnd {
 const nothing: ReadonlyArray<EventLog.LoggedEvent> = []
 
 /** One follower's side of a hub: its bounded buffer and what it must do next. */
-export class Reader {
+class Reader {
   private chunks: Array<ReadonlyArray<EventLog.LoggedEvent>> = []
   private size = 0
   /** The buffer cannot be trusted to continue this reader: read storage next. */

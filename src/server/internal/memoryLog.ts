@@ -4,9 +4,9 @@
  */
 import { Clock, Effect, Option } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
-import type { Head, Storage } from "./eventLog.js"
-import { formatId } from "./eventLog.js"
+import type { Head, Storage } from "../EventLog.js"
+import { ProducerFenced, StreamEnded, StreamNotFound } from "../EventLogError.js"
+import { formatId } from "./eventId.js"
 
 interface MemoryStream {
   readonly generation: number
@@ -29,6 +29,22 @@ const headOf = (stream: MemoryStream): Head => ({
 
 const sameEnd = (a: EventLog.StreamEnd, b: EventLog.StreamEnd) =>
   a._tag === b._tag && (a._tag === "Completed" || a.reason === (b as typeof a).reason)
+
+/** Drops what `state`'s retention no longer keeps at `now`; the number of events dropped. */
+const applyRetention = (state: MemoryStream, now: number): number => {
+  const { maxAgeMillis, maxEvents } = state.retention
+  let cut = maxEvents === undefined ? 0 : Math.max(0, state.events.length - maxEvents)
+  if (maxAgeMillis !== undefined) {
+    while (cut < state.events.length && state.events[cut]!.appendedAt < now - maxAgeMillis) cut++
+  }
+  if (cut === 0) return 0
+  state.events = state.events.slice(cut)
+  state.trimmedThrough += cut
+  return cut
+}
+
+const hasRetention = (state: MemoryStream): boolean =>
+  state.retention.maxEvents !== undefined || state.retention.maxAgeMillis !== undefined
 
 export const make: Effect.Effect<Storage> = Effect.sync(() => {
   const streams = new Map<string, MemoryStream>()
@@ -101,22 +117,9 @@ export const make: Effect.Effect<Storage> = Effect.sync(() => {
     trim: (stream) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const state = streams.get(stream)
-        if (state === undefined) return 0
-        const { maxAgeMillis, maxEvents } = state.retention
-        let cut = maxEvents === undefined ? 0 : Math.max(0, state.events.length - maxEvents)
-        if (maxAgeMillis !== undefined) {
-          while (cut < state.events.length && state.events[cut]!.appendedAt < now - maxAgeMillis) cut++
-        }
-        if (cut === 0) return 0
-        state.events = state.events.slice(cut)
-        state.trimmedThrough += cut
-        return cut
+        return state === undefined ? 0 : applyRetention(state, now)
       }),
-    retained: Effect.sync(() =>
-      Array.from(streams).filter(([, state]) =>
-        state.retention.maxEvents !== undefined || state.retention.maxAgeMillis !== undefined
-      ).map(([name]) => name)
-    )
+    retained: Effect.sync(() => Array.from(streams).filter(([, state]) => hasRetention(state)).map(([name]) => name))
   }
   return storage
 })

@@ -13,9 +13,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, type Stream } from "effect"
 import type * as EventLog from "../EventLog.js"
-import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
-import type { Head, Storage } from "./eventLog.js"
-import { formatId } from "./eventLog.js"
+import type { Head, Storage } from "../EventLog.js"
+import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLogError.js"
+import { formatId } from "./eventId.js"
 
 /** The PostgreSQL channel an append, end or delete notifies, with the stream name as payload. */
 export const channel = "sse_resume_event_log"
@@ -77,6 +77,41 @@ const mapFailure = (operation: EventLogError["operation"], stream: string) =>
     Effect.catchAllDefect((cause) => Effect.fail(new EventLogError({ operation, stream, cause })))
   )
 
+/** The log's tables, created on first use (and the generation counter: a pg sequence, a SQLite row). */
+const createTables = (sql: SqlClient.SqlClient, isPg: boolean): Effect.Effect<void, EventLogError> =>
+  // Two instances starting at once can race on pg's catalog; a second try sees the tables.
+  Effect.all([
+    sql`CREATE TABLE IF NOT EXISTS sse_resume_log_streams (
+      stream TEXT PRIMARY KEY,
+      generation BIGINT NOT NULL,
+      last_seq BIGINT NOT NULL,
+      trimmed_through BIGINT NOT NULL,
+      producer_epoch BIGINT NOT NULL,
+      end_tag TEXT,
+      end_reason TEXT,
+      max_events BIGINT,
+      max_age_millis BIGINT
+    )`,
+    sql`CREATE TABLE IF NOT EXISTS sse_resume_log_events (
+      stream TEXT NOT NULL,
+      generation BIGINT NOT NULL,
+      seq BIGINT NOT NULL,
+      event TEXT NOT NULL,
+      data TEXT NOT NULL,
+      appended_at BIGINT NOT NULL,
+      PRIMARY KEY (stream, generation, seq)
+    )`,
+    // pg: a sequence, never rolled back nor locked by an open transaction. SQLite has
+    // one writer, so a counter row serves; a rolled-back creation reuses a
+    // generation no reader can have seen.
+    isPg
+      ? sql`CREATE SEQUENCE IF NOT EXISTS sse_resume_log_generation`
+      : sql`CREATE TABLE IF NOT EXISTS sse_resume_log_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)`.pipe(
+        Effect.zipRight(sql`INSERT INTO sse_resume_log_counters (name, value) VALUES ('generation', 0)
+          ON CONFLICT (name) DO NOTHING`)
+      )
+  ], { discard: true }).pipe(Effect.retry({ times: 2 }), mapFailure("open", ""))
+
 export const make = (
   options: { readonly changes?: Stream.Stream<string, unknown> | undefined } = {}
 ): Effect.Effect<Storage, EventLogError, SqlClient.SqlClient> =>
@@ -85,38 +120,7 @@ export const make = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
 
-    // Two instances starting at once can race on pg's catalog; a second try sees the tables.
-    yield* Effect.all([
-      sql`CREATE TABLE IF NOT EXISTS sse_resume_log_streams (
-        stream TEXT PRIMARY KEY,
-        generation BIGINT NOT NULL,
-        last_seq BIGINT NOT NULL,
-        trimmed_through BIGINT NOT NULL,
-        producer_epoch BIGINT NOT NULL,
-        end_tag TEXT,
-        end_reason TEXT,
-        max_events BIGINT,
-        max_age_millis BIGINT
-      )`,
-      sql`CREATE TABLE IF NOT EXISTS sse_resume_log_events (
-        stream TEXT NOT NULL,
-        generation BIGINT NOT NULL,
-        seq BIGINT NOT NULL,
-        event TEXT NOT NULL,
-        data TEXT NOT NULL,
-        appended_at BIGINT NOT NULL,
-        PRIMARY KEY (stream, generation, seq)
-      )`,
-      // pg: a sequence, never rolled back nor locked by an open transaction. SQLite has
-      // one writer, so a counter row serves; a rolled-back creation reuses a
-      // generation no reader can have seen.
-      isPg
-        ? sql`CREATE SEQUENCE IF NOT EXISTS sse_resume_log_generation`
-        : sql`CREATE TABLE IF NOT EXISTS sse_resume_log_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)`.pipe(
-          Effect.zipRight(sql`INSERT INTO sse_resume_log_counters (name, value) VALUES ('generation', 0)
-            ON CONFLICT (name) DO NOTHING`)
-        )
-    ], { discard: true }).pipe(Effect.retry({ times: 2 }), mapFailure("open", ""))
+    yield* createTables(sql, isPg)
 
     /** Epoch milliseconds by the database's clock, as the cursor leases judge time. */
     const now = isPg

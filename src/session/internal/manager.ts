@@ -18,6 +18,7 @@ import * as EventTracker from "../../client/EventTracker.js"
 import type { PersistenceClosedError, PersistenceWorker } from "../PersistenceWorker.js"
 import type * as SessionManager from "../SessionManager.js"
 import type { Keeper } from "./leaseKeeper.js"
+import { maxSleepMillis } from "../../internal/timers.js"
 import type { SseEvent } from "../../wire/SseEvent.js"
 import { SessionState, SessionView, windowUpTo } from "./sessionState.js"
 
@@ -45,16 +46,13 @@ interface OpenSession {
   readonly state: SessionState
 }
 
-/** setTimeout's limit: Effect never fires a sleep longer than this. */
-const longestTimerMillis = 2 ** 31 - 1
-
 /** The stream the session resumes, or a mismatch if `requested` is another one. */
 const checkStream = (sessionId: string, current: string | undefined, requested: string | undefined) =>
   current === undefined || requested === undefined || current === requested
     ? undefined
     : new SessionStreamMismatch({ sessionId, stored: current, requested })
 
-export class Manager {
+class Manager {
   readonly sessions = new Map<string, OpenSession>()
   /** Loads in progress, so two opens of one id share one load and one tracker. */
   readonly opening = new Map<string, Effect.Effect<SessionManager.Session, OpenError>>()
@@ -494,7 +492,7 @@ export class Manager {
    * after its last event. Capped at the longest timer, since a longer sleep never fires.
    */
   sweepForever(): Effect.Effect<never> {
-    const period = Math.min(Duration.toMillis(this.settings.evictAfter) / 4, longestTimerMillis)
+    const period = Math.min(Duration.toMillis(this.settings.evictAfter) / 4, maxSleepMillis)
     return Effect.forever(Effect.zipRight(Effect.sleep(period), this.evictIdle()))
   }
 }

@@ -19,6 +19,7 @@ import {
   type Scope
 } from "effect"
 import * as Backpressure from "../../client/Backpressure.js"
+import { noTags } from "../../internal/metricTags.js"
 import type { Cursor, CursorStore, SessionLost } from "../../store/CursorStore.js"
 import type * as PersistenceWorker from "../PersistenceWorker.js"
 import { PendingTable } from "./pendingTable.js"
@@ -61,8 +62,6 @@ export const cursorStaleness = Metric.histogram(
   millisBoundaries,
   "Milliseconds from the oldest event a write covers being recorded to the write being durable"
 )
-
-const noTags: ReadonlyArray<never> = []
 
 /** Put into the queue to wake a worker blocked on an empty queue; carries no cursor. */
 const wakeUp: unique symbol = Symbol("PersistenceWorker/wakeUp")

@@ -7,7 +7,7 @@ export type Format = "json" | "data"
  * `json`: one JSON object per event, one per line: easy to read, grep and pipe into jq.
  * `data`: the event's data as sent, so a stream of JSON messages pipes into jq as is.
  */
-export const formatters: Record<Format, (event: SseEvent) => string> = {
+const formatters: Record<Format, (event: SseEvent) => string> = {
   json: (event) =>
     JSON.stringify(event.retry === undefined
       ? { id: event.id ?? null, event: event.event, data: event.data }

@@ -15,7 +15,7 @@ export interface RequestOptions {
  * The body's content type: the caller's `Content-Type` header, else JSON when the
  * body parses as JSON (JSON APIs and MCP servers answer 415 to `text/plain`).
  */
-export const contentTypeOf = (headers: Record<string, string> | undefined, body: string): string => {
+const contentTypeOf = (headers: Record<string, string> | undefined, body: string): string => {
   for (const [name, value] of Object.entries(headers ?? {})) if (name.toLowerCase() === "content-type") return value
   try {
     JSON.parse(body)

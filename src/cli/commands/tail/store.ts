@@ -29,7 +29,7 @@ const isMissing = (error: unknown) => (error as NodeJS.ErrnoException | undefine
  * synchronous one holds the event loop). Each level here is one call that fails
  * with the system's reason.
  */
-export const prepareDirectory = (filename: string): Effect.Effect<void, unknown> =>
+const prepareDirectory = (filename: string): Effect.Effect<void, unknown> =>
   Effect.tryPromise({
     try: async () => {
       const missing: Array<string> = []

@@ -21,7 +21,7 @@ export class DemoPageMissing extends Data.TaggedError("DemoPageMissing")<{
  * or a bundle of it in a folder beside `ui/`): `../ui/page.js`; and, when that
  * module is the source (`src/cli/Cli.ts`, run through tsx), the checkout's build.
  */
-export const candidates = (moduleUrl: string): ReadonlyArray<string> => [
+const candidates = (moduleUrl: string): ReadonlyArray<string> => [
   fileURLToPath(new URL("../ui/page.js", moduleUrl)),
   fileURLToPath(new URL("../../dist/ui/page.js", moduleUrl))
 ]

@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto"
 import type { Redis } from "ioredis"
 import { Chunk, Duration, Effect, Queue, type Scope, Stream } from "effect"
-import { EventLogError } from "../EventLog.js"
+import { EventLogError } from "../../server/EventLogError.js"
 
 export interface TailKeys {
   readonly events: (stream: string) => string

@@ -7,12 +7,11 @@
  */
 import { Redis } from "ioredis"
 import { Clock, Effect, Option, type Scope, Stream } from "effect"
-import type * as RedisEventLog from "../../engines/RedisEventLog.js"
+import type * as RedisEventLog from "../RedisEventLog.js"
 import { durationRule, isPositiveDuration } from "../../internal/settings.js"
-import type * as EventLog from "../EventLog.js"
-import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../EventLog.js"
-import type { Head, Storage } from "./eventLog.js"
-import * as core from "./eventLog.js"
+import type { Head, Storage } from "../../server/EventLog.js"
+import * as EventLog from "../../server/EventLog.js"
+import { EventLogError, ProducerFenced, StreamEnded, StreamNotFound } from "../../server/EventLogError.js"
 import * as scripts from "./redisScripts.js"
 import * as RedisTail from "./redisTail.js"
 
@@ -39,6 +38,7 @@ const escapeName = (name: string): string => {
 const unescapeName = (escaped: string): string =>
   escaped.replace(/%([0-9a-f]{4})/g, (_, unit: string) => String.fromCharCode(parseInt(unit, 16)))
 
+/** @internal The keys of the log under `prefix`: exported for the tests, which inspect them. */
 export const keysOf = (prefix: string) => ({
   meta: (stream: string) => `${prefix}:meta:${escapeName(stream)}`,
   events: (stream: string) => `${prefix}:events:${escapeName(stream)}`,
@@ -181,7 +181,7 @@ const makeStorage = (
           if (reply[0] !== "ok") return yield* refusal(stream, epoch, reply)
           const [, generation, first, appendedAt] = reply as [string, number, number, number]
           return events.map((event, i): EventLog.LoggedEvent => ({
-            id: core.formatId(generation, first + i),
+            id: EventLog.formatId(generation, first + i),
             event: event.event ?? "message",
             data: event.data,
             appendedAt
@@ -191,7 +191,7 @@ const makeStorage = (
       readAfter: (stream, generation, afterSeq, limit) =>
         Effect.tryPromise({
           // An end id of the generation alone is its last possible id: nothing of another generation.
-          try: () => client.xrange(keys.events(stream), core.formatId(generation, afterSeq + 1), String(generation), "COUNT", limit),
+          try: () => client.xrange(keys.events(stream), EventLog.formatId(generation, afterSeq + 1), String(generation), "COUNT", limit),
           catch: fail("read", stream)
         }).pipe(Effect.map((entries) => {
           const events: Array<EventLog.LoggedEvent> = []
@@ -274,7 +274,7 @@ export const make = <E>(
   Effect.gen(function*() {
     yield* checkSettings(settings)
     const { storage, tail } = yield* makeStorage(yield* acquire, settings)
-    const service = yield* core.make(storage, settings)
+    const service = yield* EventLog.make(storage, settings)
     return {
       ...service,
       // Watching starts before the follower reads storage: entries after that read wake its hub.
