@@ -7,4 +7,4 @@
  * A re-export, not a wrapper: the class is the one `Sse.parse` uses, so a
  * caller pays no call per event or chunk beyond the parser's own.
  */
-export { Parser, type ParserOptions, SseEventTooLarge } from "./internal/parser.js"
+export { Parser, SseEventTooLarge } from "./internal/parser.js"

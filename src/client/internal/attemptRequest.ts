@@ -20,6 +20,7 @@ const isWhitespace = (code: number) => code === SPACE || code === TAB
  * The id as a header value, or undefined when none carries it exactly. Header
  * values are byte strings: an id beyond ASCII goes out as its UTF-8 bytes, as
  * browsers send it (fetch would otherwise refuse it, or send other bytes).
+ * @internal exported for its unit tests
  */
 export const lastEventIdHeader = (id: string): string | undefined => {
   if (isWhitespace(id.charCodeAt(0)) || isWhitespace(id.charCodeAt(id.length - 1))) return undefined

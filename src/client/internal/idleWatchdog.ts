@@ -21,7 +21,7 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import type * as Scope from "effect/Scope"
-import { maxSleepMillis } from "./reconnect.js"
+import { maxSleepMillis } from "../../internal/timers.js"
 
 export class IdleWatchdog {
   /** True while a read waits for the upstream; false while the chunk read last is handed on. */

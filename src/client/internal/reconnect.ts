@@ -14,12 +14,7 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 // bring Cron and DateTime (~8.5 kB gzipped of a browser bundle, issue 18).
 import * as Schedule from "effect/Schedule"
 import { type Reconnect, SseRetriesExhausted } from "../SseClientError.js"
-
-/**
- * The longest sleep Effect's clock can time: it treats anything longer as
- * infinite (setTimeout's 32-bit limit), so a larger delay would never end.
- */
-export const maxSleepMillis = 2 ** 31 - 1
+import { maxSleepMillis } from "../../internal/timers.js"
 
 /**
  * The default backoff: `initialDelay` × 2^n after the n-th attempt since the

@@ -25,7 +25,9 @@ import { bodyHeaders, isSafeMethod } from "./resume.js"
 export const defaultMaxRedirects = 20
 
 
-/** The statuses fetch follows; any other 3xx (300, 304, ...) is an answer. */
+/** The statuses fetch follows; any other 3xx (300, 304, ...) is an answer.
+ * @internal exported for its unit tests
+ */
 export const isRedirect = (status: number): boolean =>
   status === 301 || status === 302 || status === 303 || status === 307 || status === 308
 
@@ -63,7 +65,9 @@ export interface FollowOptions<E, R> {
   readonly crossOrigin?: boolean
 }
 
-/** What `execute` is told about a hop. */
+/** What `execute` is told about a hop.
+ * @internal exported for its unit tests
+ */
 export interface Hop {
   /** The hop goes to another origin than the first request's: it must carry none of its credentials. */
   readonly crossOrigin: boolean
@@ -78,7 +82,7 @@ const crossOriginHop: Hop = { crossOrigin: true }
  * status 0 too, so where the answer keeps its web Response (FetchHttpClient's, in
  * its `source`) the Response's type decides; elsewhere status 0 does.
  */
-export const isHiddenRedirect = (response: HttpClientResponse.HttpClientResponse): boolean => {
+const isHiddenRedirect = (response: HttpClientResponse.HttpClientResponse): boolean => {
   const source = sourceOf(response)
   return typeof Response !== "undefined" && source instanceof Response
     ? source.type === "opaqueredirect"

@@ -17,7 +17,9 @@ import { SseContentTypeError, SseHttpError } from "../SseClientError.js"
 export const isTransientStatus = (status: number): boolean =>
   status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504
 
-/** `Retry-After` is either delay-seconds or an HTTP date; anything else is ignored. */
+/** `Retry-After` is either delay-seconds or an HTTP date; anything else is ignored.
+ * @internal exported for its unit tests
+ */
 export const parseRetryAfter = (value: string | undefined, now: number): Duration.Duration | undefined => {
   if (value === undefined) return undefined
   const trimmed = value.trim()

@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import type * as EventTracker from "../EventTracker.js"
 import { isIdOnly, type SseEvent } from "../../wire/SseEvent.js"
 import { IdWindow } from "./idWindow.js"
-import { noTags } from "./metricTags.js"
+import { noTags } from "../../internal/metricTags.js"
 
 /**
  * The tracker's side of the client's hot path. Running an Effect per network

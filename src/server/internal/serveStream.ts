@@ -36,7 +36,7 @@ const fitsBytes = (value: string, max: number): boolean =>
  * The id to resume after: the header, else the query parameter; an empty one is
  * none (the spec's EventSource sends no header while its last event id is empty).
  */
-export const lastEventIdOf = (
+const lastEventIdOf = (
   request: HttpServerRequest.HttpServerRequest,
   maxBytes: number
 ): Either.Either<string | undefined, string> => {
