@@ -215,7 +215,7 @@ describe("SessionOwnership", () => {
           Layer.provideMerge(Cursors.layerMemory)
         )
       ))
-      expect(error).toMatchObject({ _tag: "SessionSettingsError", setting: "leaseTtl", value: Duration.infinity })
+      expect(error).toMatchObject({ _tag: "SettingsError", setting: "leaseTtl", value: Duration.infinity })
       expect(error.reason).toMatch(/finite/)
     }))
 })
