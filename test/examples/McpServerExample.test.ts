@@ -145,7 +145,7 @@ describe("examples/mcp-server.ts with the README's tail command", () => {
       expect(messages.filter((m) => m.method === "notifications/message").map((m) => m.params.data)).toEqual([1, 2, 3, 4, 5])
       expect(messages.filter((m) => m.id === 1).map((m) => m.result.content[0].text)).toEqual(["counted to 5"])
       // The server did cut it: the stream went on by GET with Last-Event-ID.
-      expect(tailOut.stderr()).toMatch(/connecting \(attempt 2, Last-Event-ID /)
+      expect(tailOut.stderr()).toMatch(/connecting to \S+ \(attempt 2, Last-Event-ID /)
     } finally {
       rmSync(cwd, { recursive: true, force: true })
     }
