@@ -130,6 +130,128 @@ const tombstoneTtlMillis = 60_000
 // Entries one trim script looks at: Redis runs nothing else meanwhile.
 const trimBatch = 1_000
 
+type Keys = ReturnType<typeof keysOf>
+
+const runScript = (
+  client: Redis,
+  operation: EventLogError["operation"],
+  stream: string,
+  script: scripts.Script,
+  keyList: ReadonlyArray<string>,
+  args: ReadonlyArray<string | number>
+) => Effect.tryPromise({ try: () => script.run(client, keyList, args), catch: fail(operation, stream) })
+
+const headOf = (operation: EventLogError["operation"], stream: string, reply: unknown) => {
+  const head = parseHead(reply)
+  return head === undefined ? Effect.fail(damaged(operation, stream, reply)) : Effect.succeed(head)
+}
+
+/** The changes of a stream: creation, appends, its end and its deletion, each one script. */
+const writes = (client: Redis, keys: Keys): Pick<Storage, "create" | "append" | "end" | "delete"> => ({
+  create: (stream, retention) =>
+    runScript(client, "create", stream, scripts.create, [keys.meta(stream), keys.events(stream), keys.counter], [
+      escapeName(stream),
+      retention.maxEvents ?? "",
+      retention.maxAgeMillis ?? ""
+    ]).pipe(
+      Effect.flatMap((reply) => headOf("create", stream, reply)),
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(damaged("create", stream, null)),
+        onSome: Effect.succeed
+      }))
+    ),
+
+  append: (stream, events, epoch) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const args: Array<string | number> = [escapeName(stream), epoch ?? "", now]
+      for (const event of events) args.push(event.event ?? "message", event.data)
+      const reply = yield* runScript(client, "append", stream, scripts.append, [
+        keys.meta(stream),
+        keys.events(stream),
+        keys.counter,
+        keys.retained
+      ], args)
+      if (!Array.isArray(reply)) return yield* damaged("append", stream, reply)
+      if (reply[0] !== "ok") return yield* refusal(stream, epoch, reply)
+      const [, generation, first, appendedAt] = reply as [string, number, number, number]
+      return events.map((event, i): EventLog.LoggedEvent => ({
+        id: EventLog.formatId(generation, first + i),
+        event: event.event ?? "message",
+        data: event.data,
+        appendedAt
+      }))
+    }),
+
+  end: (stream, streamEnd, epoch) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const reply = yield* runScript(client, "end", stream, scripts.end, [keys.meta(stream), keys.events(stream)], [
+        epoch ?? "",
+        now,
+        streamEnd._tag,
+        streamEnd._tag === "Failed" ? streamEnd.reason : ""
+      ])
+      if (!Array.isArray(reply)) return yield* damaged("end", stream, reply)
+      if (reply[0] === "ok") return
+      if (reply[0] === "missing") return yield* new StreamNotFound({ stream })
+      return yield* refusal(stream, epoch, reply)
+    }),
+
+  delete: (stream) =>
+    Effect.asVoid(
+      runScript(client, "delete", stream, scripts.remove, [keys.meta(stream), keys.events(stream), keys.retained], [
+        escapeName(stream),
+        tombstoneTtlMillis
+      ])
+    )
+})
+
+/** The reads of a stream (its head, its events) and the trim of retention. */
+const readsAndTrims = (client: Redis, keys: Keys): Pick<Storage, "head" | "readAfter" | "trim" | "retained"> => ({
+  head: (stream) =>
+    runScript(client, "info", stream, scripts.head, [keys.meta(stream), keys.events(stream)], []).pipe(
+      Effect.flatMap((reply) => headOf("info", stream, reply))
+    ),
+
+  readAfter: (stream, generation, afterSeq, limit) =>
+    Effect.tryPromise({
+      // An end id of the generation alone is its last possible id: nothing of another generation.
+      try: () => client.xrange(keys.events(stream), EventLog.formatId(generation, afterSeq + 1), String(generation), "COUNT", limit),
+      catch: fail("read", stream)
+    }).pipe(Effect.map((entries) => {
+      const events: Array<EventLog.LoggedEvent> = []
+      for (const [id, fields] of entries) {
+        if (fields[0] !== "e") continue
+        events.push({ id, event: fields[1]!, data: fields[3]!, appendedAt: Number(fields[5]) })
+      }
+      return events
+    })),
+
+  trim: (stream) =>
+    Effect.gen(function*() {
+      let removed = 0
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const reply = yield* runScript(client, "trim", stream, scripts.trim, [keys.meta(stream), keys.events(stream), keys.retained], [
+          escapeName(stream),
+          now,
+          trimBatch
+        ])
+        if (!Array.isArray(reply)) return yield* damaged("trim", stream, reply)
+        removed += Number(reply[0])
+        if (reply[1] !== 1) return removed
+      }
+    }),
+
+  // Only the streams due (over their count, or their oldest kept event expired): the others have nothing to trim.
+  retained: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.tryPromise({
+      try: () => client.zrangebyscore(keys.retained, "-inf", now),
+      catch: fail("trim", "")
+    }).pipe(Effect.map((members) => members.map(unescapeName))))
+})
+
 /** Storage on `client`, with the live tail's blocking connection (closed with the scope). */
 const makeStorage = (
   client: Redis,
@@ -138,113 +260,9 @@ const makeStorage = (
   Effect.gen(function*() {
     const keys = keysOf(settings.prefix)
     const tail = yield* RedisTail.make(client, keys, { blockTimeout: settings.blockTimeout, batch: settings.maxReadLimit })
-
-    const run = (operation: EventLogError["operation"], stream: string, script: scripts.Script, keyList: ReadonlyArray<string>, args: ReadonlyArray<string | number>) =>
-      Effect.tryPromise({ try: () => script.run(client, keyList, args), catch: fail(operation, stream) })
-
-    const headOf = (operation: EventLogError["operation"], stream: string, reply: unknown) => {
-      const head = parseHead(reply)
-      return head === undefined ? Effect.fail(damaged(operation, stream, reply)) : Effect.succeed(head)
-    }
-
     const storage: Storage = {
-      head: (stream) =>
-        run("info", stream, scripts.head, [keys.meta(stream), keys.events(stream)], []).pipe(
-          Effect.flatMap((reply) => headOf("info", stream, reply))
-        ),
-
-      create: (stream, retention) =>
-        run("create", stream, scripts.create, [keys.meta(stream), keys.events(stream), keys.counter], [
-          escapeName(stream),
-          retention.maxEvents ?? "",
-          retention.maxAgeMillis ?? ""
-        ]).pipe(
-          Effect.flatMap((reply) => headOf("create", stream, reply)),
-          Effect.flatMap(Option.match({
-            onNone: () => Effect.fail(damaged("create", stream, null)),
-            onSome: Effect.succeed
-          }))
-        ),
-
-      append: (stream, events, epoch) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const args: Array<string | number> = [escapeName(stream), epoch ?? "", now]
-          for (const event of events) args.push(event.event ?? "message", event.data)
-          const reply = yield* run("append", stream, scripts.append, [
-            keys.meta(stream),
-            keys.events(stream),
-            keys.counter,
-            keys.retained
-          ], args)
-          if (!Array.isArray(reply)) return yield* damaged("append", stream, reply)
-          if (reply[0] !== "ok") return yield* refusal(stream, epoch, reply)
-          const [, generation, first, appendedAt] = reply as [string, number, number, number]
-          return events.map((event, i): EventLog.LoggedEvent => ({
-            id: EventLog.formatId(generation, first + i),
-            event: event.event ?? "message",
-            data: event.data,
-            appendedAt
-          }))
-        }),
-
-      readAfter: (stream, generation, afterSeq, limit) =>
-        Effect.tryPromise({
-          // An end id of the generation alone is its last possible id: nothing of another generation.
-          try: () => client.xrange(keys.events(stream), EventLog.formatId(generation, afterSeq + 1), String(generation), "COUNT", limit),
-          catch: fail("read", stream)
-        }).pipe(Effect.map((entries) => {
-          const events: Array<EventLog.LoggedEvent> = []
-          for (const [id, fields] of entries) {
-            if (fields[0] !== "e") continue
-            events.push({ id, event: fields[1]!, data: fields[3]!, appendedAt: Number(fields[5]) })
-          }
-          return events
-        })),
-
-      end: (stream, streamEnd, epoch) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const reply = yield* run("end", stream, scripts.end, [keys.meta(stream), keys.events(stream)], [
-            epoch ?? "",
-            now,
-            streamEnd._tag,
-            streamEnd._tag === "Failed" ? streamEnd.reason : ""
-          ])
-          if (!Array.isArray(reply)) return yield* damaged("end", stream, reply)
-          if (reply[0] === "ok") return
-          if (reply[0] === "missing") return yield* new StreamNotFound({ stream })
-          return yield* refusal(stream, epoch, reply)
-        }),
-
-      delete: (stream) =>
-        Effect.asVoid(
-          run("delete", stream, scripts.remove, [keys.meta(stream), keys.events(stream), keys.retained], [escapeName(stream), tombstoneTtlMillis])
-        ),
-
-      trim: (stream) =>
-        Effect.gen(function*() {
-          let removed = 0
-          while (true) {
-            const now = yield* Clock.currentTimeMillis
-            const reply = yield* run("trim", stream, scripts.trim, [keys.meta(stream), keys.events(stream), keys.retained], [
-              escapeName(stream),
-              now,
-              trimBatch
-            ])
-            if (!Array.isArray(reply)) return yield* damaged("trim", stream, reply)
-            removed += Number(reply[0])
-            if (reply[1] !== 1) return removed
-          }
-        }),
-
-      // Only the streams due (over their count, or their oldest kept event expired): the others have nothing to trim.
-      retained: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.tryPromise({
-          try: () => client.zrangebyscore(keys.retained, "-inf", now),
-          catch: fail("trim", "")
-        }).pipe(Effect.map((members) => members.map(unescapeName)))),
-
+      ...readsAndTrims(client, keys),
+      ...writes(client, keys),
       changes: tail.changes,
       // The live tail names every watched stream another process changes.
       pollsOthers: false

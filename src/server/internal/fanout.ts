@@ -129,6 +129,86 @@ export interface Hubs {
 }
 
 const retryDelay = "1 second"
+const retrySchedule = Schedule.spaced(retryDelay)
+
+// --- Change notifications: wake the hub of every stream another process changed ---
+
+const listenForChanges = (changes: Stream.Stream<string, unknown>, hubs: Map<string, Hub>) =>
+  // Each (re)start of the listener may have missed notifications: every hub looks again.
+  Effect.sync(() => hubs.forEach((hub) => hub.wake())).pipe(
+    Effect.zipRight(Stream.runForEach(changes, (stream) => Effect.sync(() => hubs.get(stream)?.wake()))),
+    Effect.catchAllCause((cause) => Effect.logWarning("EventLog: change notifications failed; listening again", cause)),
+    Effect.zipRight(Effect.sleep(retryDelay)),
+    Effect.forever
+  )
+
+// --- One hub's fiber: read what is new once, hand it to every reader ---
+
+/** Reads what is new since the hub's last seq and hands it out; false once the stream is gone. */
+const catchUp = (storage: Storage, settings: EventLog.Settings, hub: Hub): Effect.Effect<boolean, EventLog.EventLogError> =>
+  Effect.gen(function*() {
+    const head = yield* storage.head(hub.stream)
+    if (Option.isNone(head) || head.value.generation !== hub.generation) return false
+    let overflowed = 0
+    while (hub.lastSeq < head.value.lastSeq) {
+      const events = yield* storage.readAfter(hub.stream, hub.generation, hub.lastSeq, settings.maxReadLimit)
+      if (events.length === 0 || seqOf(events[0]!) !== hub.lastSeq + 1) {
+        // Retention removed some: each reader finds out from storage where it stands.
+        hub.lastSeq = events.length === 0 ? head.value.lastSeq : seqOf(events[events.length - 1]!)
+        hub.sendToStorage()
+        continue
+      }
+      overflowed += hub.publish(events)
+    }
+    if (overflowed > 0) yield* Metric.incrementBy(readerFallbacks, overflowed)
+    if (Option.isSome(head.value.end) && hub.end === undefined) {
+      hub.finish({ end: head.value.end.value, lastSeq: head.value.lastSeq })
+    }
+    return true
+  })
+
+const waitForChange = (storage: Storage, settings: EventLog.Settings, hub: Hub) =>
+  storage.pollsOthers ? Effect.timeoutOption(Queue.take(hub.signal), settings.pollInterval) : Queue.take(hub.signal)
+
+// --- Hub lifecycle: the map of hubs, a hub's removal ---
+
+/** Removes the hub from the map, once. */
+const forget = (hubs: Map<string, Hub>, hub: Hub) =>
+  Effect.suspend(() => {
+    if (hubs.get(hub.stream) !== hub) return Effect.void
+    hubs.delete(hub.stream)
+    return Metric.incrementBy(subscriptions, -1)
+  })
+
+const stop = (hubs: Map<string, Hub>, hub: Hub) =>
+  forget(hubs, hub).pipe(
+    Effect.zipRight(Effect.sync(() => hub.close())),
+    Effect.zipRight(Deferred.succeed(hub.ready, false))
+  )
+
+const run = (storage: Storage, settings: EventLog.Settings, hubs: Map<string, Hub>, hub: Hub) =>
+  Effect.gen(function*() {
+    const head = yield* Effect.retry(storage.head(hub.stream), { schedule: retrySchedule })
+    if (Option.isNone(head)) {
+      yield* stop(hubs, hub)
+      return
+    }
+    hub.generation = head.value.generation
+    hub.lastSeq = head.value.lastSeq
+    if (Option.isSome(head.value.end)) hub.end = { end: head.value.end.value, lastSeq: head.value.lastSeq }
+    yield* Deferred.succeed(hub.ready, true)
+    while (true) {
+      yield* waitForChange(storage, settings, hub)
+      const alive = yield* catchUp(storage, settings, hub).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.as(Effect.logWarning(`EventLog: following "${hub.stream}" failed; trying again`, cause), true)
+        )
+      )
+      if (!alive) return yield* stop(hubs, hub)
+    }
+  })
+
+// --- The hubs of one log: joining and leaving ---
 
 export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.Effect<Hubs, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -137,79 +217,7 @@ export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.
 
     const wake = (stream: string) => hubs.get(stream)?.wake()
 
-    if (storage.changes !== undefined) {
-      const changes = storage.changes
-      // Each (re)start of the listener may have missed notifications: every hub looks again.
-      const listen = Effect.sync(() => hubs.forEach((hub) => hub.wake())).pipe(
-        Effect.zipRight(Stream.runForEach(changes, (stream) => Effect.sync(() => wake(stream)))),
-        Effect.catchAllCause((cause) => Effect.logWarning("EventLog: change notifications failed; listening again", cause)),
-        Effect.zipRight(Effect.sleep(retryDelay)),
-        Effect.forever
-      )
-      yield* Effect.forkScoped(listen)
-    }
-
-    /** Reads what is new since the hub's last seq and hands it out; false once the stream is gone. */
-    const catchUp = (hub: Hub): Effect.Effect<boolean, EventLog.EventLogError> =>
-      Effect.gen(function*() {
-        const head = yield* storage.head(hub.stream)
-        if (Option.isNone(head) || head.value.generation !== hub.generation) return false
-        let overflowed = 0
-        while (hub.lastSeq < head.value.lastSeq) {
-          const events = yield* storage.readAfter(hub.stream, hub.generation, hub.lastSeq, settings.maxReadLimit)
-          if (events.length === 0 || seqOf(events[0]!) !== hub.lastSeq + 1) {
-            // Retention removed some: each reader finds out from storage where it stands.
-            hub.lastSeq = events.length === 0 ? head.value.lastSeq : seqOf(events[events.length - 1]!)
-            hub.sendToStorage()
-            continue
-          }
-          overflowed += hub.publish(events)
-        }
-        if (overflowed > 0) yield* Metric.incrementBy(readerFallbacks, overflowed)
-        if (Option.isSome(head.value.end) && hub.end === undefined) {
-          hub.finish({ end: head.value.end.value, lastSeq: head.value.lastSeq })
-        }
-        return true
-      })
-
-    const waitForChange = (hub: Hub) =>
-      storage.pollsOthers ? Effect.timeoutOption(Queue.take(hub.signal), settings.pollInterval) : Queue.take(hub.signal)
-
-    const run = (hub: Hub) =>
-      Effect.gen(function*() {
-        const head = yield* Effect.retry(storage.head(hub.stream), { schedule: retrySchedule })
-        if (Option.isNone(head)) {
-          yield* stop(hub)
-          return
-        }
-        hub.generation = head.value.generation
-        hub.lastSeq = head.value.lastSeq
-        if (Option.isSome(head.value.end)) hub.end = { end: head.value.end.value, lastSeq: head.value.lastSeq }
-        yield* Deferred.succeed(hub.ready, true)
-        while (true) {
-          yield* waitForChange(hub)
-          const alive = yield* catchUp(hub).pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.as(Effect.logWarning(`EventLog: following "${hub.stream}" failed; trying again`, cause), true)
-            )
-          )
-          if (!alive) return yield* stop(hub)
-        }
-      })
-
-    /** Removes the hub from the map, once. */
-    const forget = (hub: Hub) =>
-      Effect.suspend(() => {
-        if (hubs.get(hub.stream) !== hub) return Effect.void
-        hubs.delete(hub.stream)
-        return Metric.incrementBy(subscriptions, -1)
-      })
-
-    const stop = (hub: Hub) =>
-      forget(hub).pipe(
-        Effect.zipRight(Effect.sync(() => hub.close())),
-        Effect.zipRight(Deferred.succeed(hub.ready, false))
-      )
+    if (storage.changes !== undefined) yield* Effect.forkScoped(listenForChanges(storage.changes, hubs))
 
     const join = (stream: string) =>
       Effect.suspend(() => {
@@ -218,7 +226,7 @@ export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.
         const hub = new Hub(stream, Effect.runSync(Queue.sliding<void>(1)), Effect.runSync(Deferred.make<boolean>()))
         hubs.set(stream, hub)
         // Joined inside acquireRelease's uninterruptible acquire, which a plain fork would inherit.
-        return Effect.map(Effect.forkIn(Effect.interruptible(run(hub)), scope), (fiber) => {
+        return Effect.map(Effect.forkIn(Effect.interruptible(run(storage, settings, hubs, hub)), scope), (fiber) => {
           hub.fiber = fiber
           return hub
         }).pipe(Effect.zipLeft(Metric.incrementBy(subscriptions, 1)))
@@ -228,7 +236,7 @@ export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.
       Effect.suspend(() => {
         hub.readers.delete(reader)
         if (hub.readers.size > 0) return Effect.void
-        return Effect.zipRight(forget(hub), hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber))
+        return Effect.zipRight(forget(hubs, hub), hub.fiber === undefined ? Effect.void : Fiber.interruptFork(hub.fiber))
       }).pipe(Effect.zipRight(Metric.incrementBy(readers, -1)))
 
     const subscribe = (stream: string, generation: number) =>
@@ -250,5 +258,3 @@ export const makeHubs = (storage: Storage, settings: EventLog.Settings): Effect.
 
     return { wake, subscribe }
   })
-
-const retrySchedule = Schedule.spaced(retryDelay)
