@@ -18,6 +18,7 @@ import * as SqliteEventLog from "../src/engines/SqliteEventLog.js"
 import * as EventLog from "../src/server/EventLog.js"
 import * as SseServer from "../src/server/SseServer.js"
 import * as StreamProducer from "../src/server/StreamProducer.js"
+import { SettingsError } from "../src/Settings.js"
 import { serve } from "./support/logServer.js"
 import * as Reader from "./support/sseReader.js"
 
@@ -241,9 +242,11 @@ describe("SseServer", () => {
     it.effect("settings the handler cannot run with are a typed error", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(SseServer.make({ stream: "s", authorize: () => Effect.void, maxReaders: 0 }))
-        expect(error).toMatchObject({ _tag: "SseServerSettingsError", setting: "maxReaders" })
+        expect(error).toBeInstanceOf(SettingsError)
+        expect(error).toMatchObject({ _tag: "SettingsError", module: "SseServer", setting: "maxReaders" })
         const gap = yield* Effect.flip(SseServer.make({ stream: "s", authorize: () => Effect.void, gapEvent: "a\nb" }))
-        expect(gap).toMatchObject({ _tag: "SseServerSettingsError", setting: "gapEvent" })
+        expect(gap).toBeInstanceOf(SettingsError)
+        expect(gap).toMatchObject({ _tag: "SettingsError", module: "SseServer", setting: "gapEvent" })
       }))
   })
 
@@ -438,7 +441,8 @@ describe("StreamProducer", () => {
     Effect.gen(function*() {
       const producers = yield* StreamProducer.StreamProducer
       const result = yield* Effect.either(producers.start("never", numbers(1), { epoch: 0 }))
-      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "ProducerSettingsError", setting: "epoch" })
+      expect(Either.isLeft(result) && result.left).toBeInstanceOf(SettingsError)
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "SettingsError", module: "StreamProducer", setting: "epoch" })
       expect(yield* info("never")).toEqual(Option.none())
     }).pipe(Effect.provide(StreamProducer.layer), Effect.provide(memoryLog)))
 })

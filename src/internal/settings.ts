@@ -32,6 +32,10 @@ export const count: Rule<number> = (n) => isCount(n) ? undefined : countRule
 export const duration: Rule<Duration.DurationInput> = (d) =>
   Duration.decodeUnknown(d)._tag === "Some" && isPositiveDuration(d) ? undefined : durationRule
 
+/** A duration rule for what is slept or scheduled: longer than zero and not infinite. */
+export const finiteDuration: Rule<Duration.DurationInput> = (d) =>
+  duration(d) === undefined && Duration.isFinite(Duration.decode(d)) ? undefined : `${durationRule} and finite`
+
 /** One of `values`. */
 export const oneOf = <A extends string>(...values: ReadonlyArray<A>): Rule<A> => (value) =>
   values.includes(value) ? undefined : `must be one of ${values.join(", ")}`

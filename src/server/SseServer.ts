@@ -24,8 +24,9 @@
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import { Config, Data, Duration, Effect, type Metric, type Scope } from "effect"
-import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
+import { Config, Data, Duration, Effect, Either, type Metric, Option, type Scope } from "effect"
+import { count, finiteDuration, positiveDuration, positiveInt, resolve, type Rule } from "../internal/settings.js"
+import { SettingsError } from "../Settings.js"
 import type { EventLog } from "./EventLog.js"
 import * as internal from "./internal/serveStream.js"
 
@@ -83,34 +84,37 @@ export const config: Config.Config<Settings> = Config.all({
   )
 })
 
-/** A setting the handler cannot run with. */
-export class SseServerSettingsError extends Data.TaggedError("SseServerSettingsError")<{
-  readonly setting: keyof Settings
-  readonly value: unknown
-  readonly reason: string
-}> {}
+/**
+ * A setting the handler cannot run with.
+ * @deprecated Every module's settings now fail with `Settings.SettingsError` (tag "SettingsError").
+ */
+export const SseServerSettingsError = SettingsError
+/** @deprecated Use `Settings.SettingsError`. */
+export type SseServerSettingsError = SettingsError
 
 const lineBreak = /[\r\n]/
 
-/** The same rules as `config`, for settings given in code; event types must fit on their line. */
-export const validate = (settings: Settings): SseServerSettingsError | undefined => {
-  const broken = (setting: keyof Settings, reason: string) =>
-    new SseServerSettingsError({ setting, value: settings[setting], reason })
-  for (const setting of ["retry", "keepAliveInterval", "retryAfter"] as const) {
-    if (!isPositiveDuration(settings[setting]) || !Duration.isFinite(settings[setting])) {
-      return broken(setting, `${durationRule} and finite`)
-    }
-  }
-  for (const setting of ["maxReaders", "maxLastEventIdBytes"] as const) {
-    if (!isCount(settings[setting])) return broken(setting, countRule)
-  }
-  for (const setting of ["gapEvent", "errorEvent"] as const) {
-    if (settings[setting] === "" || lineBreak.test(settings[setting])) {
-      return broken(setting, "must be a non-empty event type without a line break")
-    }
-  }
-  return undefined
-}
+/** Event types must fit on their `event:` line. */
+const eventType: Rule<string> = (type) =>
+  type === "" || lineBreak.test(type) ? "must be a non-empty event type without a line break" : undefined
+
+/** The same rules as `config`, for settings given in code. */
+const rules = {
+  retry: finiteDuration,
+  keepAliveInterval: finiteDuration,
+  retryAfter: finiteDuration,
+  maxReaders: count,
+  maxLastEventIdBytes: count,
+  gapEvent: eventType,
+  errorEvent: eventType
+} as const
+
+/**
+ * The first setting out of its rule, if any.
+ * @deprecated `make` checks its settings and fails with `Settings.SettingsError`.
+ */
+export const validate = (settings: Settings): SettingsError | undefined =>
+  Option.getOrUndefined(Either.getLeft(Effect.runSync(Effect.either(resolve("SseServer", settings, undefined, rules)))))
 
 // --- Access ---
 
@@ -165,16 +169,16 @@ export const responses: Metric.Metric.Counter<number> = internal.responses
  */
 export const make = <R = never>(
   options: Options<R>
-): Effect.Effect<HttpApp.Default<never, R | EventLog | Scope.Scope>, SseServerSettingsError> => {
-  const settings: Settings = {
-    retry: options.retry ?? defaults.retry,
-    keepAliveInterval: options.keepAliveInterval ?? defaults.keepAliveInterval,
-    maxReaders: options.maxReaders ?? defaults.maxReaders,
-    maxLastEventIdBytes: options.maxLastEventIdBytes ?? defaults.maxLastEventIdBytes,
-    retryAfter: options.retryAfter ?? defaults.retryAfter,
-    gapEvent: options.gapEvent ?? defaults.gapEvent,
-    errorEvent: options.errorEvent ?? defaults.errorEvent
-  }
-  const broken = validate(settings)
-  return broken === undefined ? Effect.sync(() => internal.make(settings, options)) : Effect.fail(broken)
-}
+): Effect.Effect<HttpApp.Default<never, R | EventLog | Scope.Scope>, SettingsError> =>
+  Effect.map(
+    resolve("SseServer", defaults, {
+      retry: options.retry,
+      keepAliveInterval: options.keepAliveInterval,
+      maxReaders: options.maxReaders,
+      maxLastEventIdBytes: options.maxLastEventIdBytes,
+      retryAfter: options.retryAfter,
+      gapEvent: options.gapEvent,
+      errorEvent: options.errorEvent
+    }, rules),
+    (settings) => internal.make(settings, options)
+  )

@@ -22,8 +22,9 @@
  * by the server's comments) until a new producer with a higher epoch goes on, or
  * someone cancels the stream.
  */
-import { type Cause, Config, Context, Data, Duration, type Effect, Layer, Metric, type Stream } from "effect"
-import { countRule, durationRule, isCount, isPositiveDuration, positiveDuration, positiveInt } from "../internal/settings.js"
+import { type Cause, Config, Context, Duration, Effect, Either, Layer, Metric, Option, type Stream } from "effect"
+import { count, finiteDuration, positiveDuration, positiveInt, resolve } from "../internal/settings.js"
+import { SettingsError } from "../Settings.js"
 import type { EventInput, EventLog, EventLogError, InvalidRequest, Retention, StreamEnd } from "./EventLog.js"
 import * as internal from "./internal/producerLoop.js"
 
@@ -59,12 +60,13 @@ export const config: Config.Config<Settings> = Config.all({
   )
 })
 
-/** A setting the producer cannot run with. */
-export class ProducerSettingsError extends Data.TaggedError("ProducerSettingsError")<{
-  readonly setting: keyof Settings | "epoch"
-  readonly value: unknown
-  readonly reason: string
-}> {}
+/**
+ * A setting the producer cannot run with.
+ * @deprecated Every module's settings now fail with `Settings.SettingsError` (tag "SettingsError").
+ */
+export const ProducerSettingsError = SettingsError
+/** @deprecated Use `Settings.SettingsError`. */
+export type ProducerSettingsError = SettingsError
 
 // --- Service ---
 
@@ -123,29 +125,31 @@ export class StreamProducer extends Context.Tag("effect-sse-resume/StreamProduce
     stream: string,
     source: Stream.Stream<EventInput, E, R>,
     options: Options<E>
-  ) => Effect.Effect<Running, ProducerSettingsError | EventLogError | InvalidRequest, R>
+  ) => Effect.Effect<Running, SettingsError | EventLogError | InvalidRequest, R>
   /** Ends `stream` as `Failed { reason: "cancelled" }`, so its producer (on any instance) stops; a no-op on an ended stream. */
   readonly cancel: (stream: string) => Effect.Effect<void, EventLogError>
 }>() {}
 
-/** The same rules as `config`; the epoch must be a whole number ≥ 1. */
-export const validate = (settings: Settings, epoch: number): ProducerSettingsError | undefined => {
-  if (!Number.isSafeInteger(epoch) || epoch < 1) {
-    return new ProducerSettingsError({ setting: "epoch", value: epoch, reason: countRule })
-  }
-  if (!isCount(settings.maxBatch)) {
-    return new ProducerSettingsError({ setting: "maxBatch", value: settings.maxBatch, reason: countRule })
-  }
-  for (const setting of ["cancelPollInterval", "shutdownTimeout"] as const) {
-    if (!isPositiveDuration(settings[setting]) || !Duration.isFinite(settings[setting])) {
-      return new ProducerSettingsError({ setting, value: settings[setting], reason: `${durationRule} and finite` })
-    }
-  }
-  return undefined
-}
+/**
+ * A producer's settings over `defaults`, by the same rules as `config`; its epoch
+ * must be a whole number ≥ 1 too.
+ */
+const resolveSettings = (options: Partial<Settings> & { readonly epoch: number }): Effect.Effect<Settings, SettingsError> =>
+  resolve("StreamProducer", { epoch: options.epoch, ...defaults }, {
+    maxBatch: options.maxBatch,
+    cancelPollInterval: options.cancelPollInterval,
+    shutdownTimeout: options.shutdownTimeout
+  }, { epoch: count, maxBatch: count, cancelPollInterval: finiteDuration, shutdownTimeout: finiteDuration })
+
+/**
+ * The first setting out of its rule, if any.
+ * @deprecated `start` checks its settings and fails with `Settings.SettingsError`.
+ */
+export const validate = (settings: Settings, epoch: number): SettingsError | undefined =>
+  Option.getOrUndefined(Either.getLeft(Effect.runSync(Effect.either(resolveSettings({ ...settings, epoch })))))
 
 /** The service; producers still running when its scope closes are interrupted. */
-export const layer: Layer.Layer<StreamProducer, never, EventLog> = Layer.scoped(StreamProducer, internal.make(defaults, validate))
+export const layer: Layer.Layer<StreamProducer, never, EventLog> = Layer.scoped(StreamProducer, internal.make(resolveSettings))
 
 /** `cancel` without the service: what an instance that runs no producer needs. */
 export const cancel: (stream: string) => Effect.Effect<void, EventLogError, EventLog> = internal.cancel

@@ -12,6 +12,7 @@ import {
   type InvalidRequest,
   type Producer
 } from "../EventLog.js"
+import type { SettingsError } from "../../Settings.js"
 import type * as StreamProducer from "../StreamProducer.js"
 
 export const running = Metric.gauge("sse_producers_running", { description: "Producers running now" })
@@ -146,8 +147,9 @@ export const cancel = (stream: string): Effect.Effect<void, EventLogError, Event
     ))
 
 export const make = (
-  defaults: StreamProducer.Settings,
-  validate: (settings: StreamProducer.Settings, epoch: number) => StreamProducer.ProducerSettingsError | undefined
+  resolveSettings: (
+    options: Partial<StreamProducer.Settings> & { readonly epoch: number }
+  ) => Effect.Effect<StreamProducer.Settings, SettingsError>
 ): Effect.Effect<StreamProducer.StreamProducer["Type"], never, EventLog | Scope.Scope> =>
   Effect.gen(function*() {
     const log = yield* EventLog
@@ -155,13 +157,7 @@ export const make = (
     return {
       start: <E, R>(stream: string, source: Stream.Stream<EventInput, E, R>, options: StreamProducer.Options<E>) =>
         Effect.gen(function*() {
-          const settings: StreamProducer.Settings = {
-            maxBatch: options.maxBatch ?? defaults.maxBatch,
-            cancelPollInterval: options.cancelPollInterval ?? defaults.cancelPollInterval,
-            shutdownTimeout: options.shutdownTimeout ?? defaults.shutdownTimeout
-          }
-          const broken = validate(settings, options.epoch)
-          if (broken !== undefined) return yield* Effect.fail(broken)
+          const settings = yield* resolveSettings(options)
           // Created before `start` returns, so a reader sent right after finds the stream.
           yield* log.create(stream, { retention: options.retention })
           const context = yield* Effect.context<R>()
