@@ -522,7 +522,8 @@ describe("load, on a SQLite file log", () => {
       return Effect.gen(function*() {
         const url = yield* setup()
         const producers = yield* StreamProducer.StreamProducer
-        const total = 10_000
+        // A backlog (~70 MB) well above what the process holds anyway (readers, parsers, batch: 6-19 MB measured).
+        const total = 20_000
         const fastReaders = 3
         const payload = "x".repeat(4_000)
         const eventBytes = payload.length + 30
